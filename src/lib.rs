@@ -1,0 +1,27 @@
+//! partner-center-sync keeps a PostgreSQL copy of a partner's Microsoft Partner Center referrals fresh.
+//!
+//! One concern per module, so anything is found by file name:
+//!
+//! - [`cli`]: command-line parsing, subcommand dispatch and the mapping of errors to exit codes.
+//! - [`config`]: figment layering (defaults < TOML file < credential files < environment), validation, secrets.
+//! - [`telemetry`]: tracing set-up: journald under systemd, pretty on a terminal, JSON lines otherwise.
+//! - [`auth`]: device-code login, the MSAL-compatible token cache and silent refresh.
+//! - [`partner_center`]: the Referrals API client: paging, retries, wire types.
+//! - [`store`]: PostgreSQL: pool, migrations, upserts, run history, read queries.
+//! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
+//! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
+//! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
+//! - [`http`]: the HTTP API, metrics and the embedded web UI.
+//! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod devdb;
+pub mod http;
+pub mod partner_center;
+pub mod scheduler;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
