@@ -12,6 +12,7 @@
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
 //! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
+//! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
 //! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod daemon;
 pub mod devdb;
 pub mod http;
+pub mod outbound;
 pub mod partner_center;
 pub mod scheduler;
 pub mod store;
