@@ -1,5 +1,7 @@
 //! PostgreSQL: the pool, the embedded migrations, and the queries of each concern.
 
+pub mod read;
+
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
