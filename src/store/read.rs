@@ -96,14 +96,15 @@ impl ReferralSort {
         })
     }
 
+    /// Qualified, because a bare `deal_value` in ORDER BY would mean the text output column.
     fn column(self) -> &'static str {
         match self {
-            Self::UpdatedAt => "updated_at",
-            Self::CreatedAt => "created_at",
-            Self::Name => "name",
-            Self::CustomerName => "customer_name",
-            Self::DealValue => "deal_value",
-            Self::Status => "status",
+            Self::UpdatedAt => "partner_center_referrals.updated_at",
+            Self::CreatedAt => "partner_center_referrals.created_at",
+            Self::Name => "partner_center_referrals.name",
+            Self::CustomerName => "partner_center_referrals.customer_name",
+            Self::DealValue => "partner_center_referrals.deal_value",
+            Self::Status => "partner_center_referrals.status",
         }
     }
 }

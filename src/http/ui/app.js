@@ -28,7 +28,7 @@
       else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? '' : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : String(child));
     }
@@ -341,9 +341,9 @@
         r.missing_since ? el('span', { class: 'sub' }, el('span', { class: 'badge missing', title: `Not listed by Partner Center since ${r.missing_since}` }, 'Missing')) : null),
       el('td', { 'data-label': 'Customer' }, r.customer_name || '—', r.customer_country ? el('span', { class: 'sub' }, r.customer_country) : null),
       el('td', { 'data-label': 'Domain' }, r.customer_domain
-        ? el('button', { type: 'button', class: 'link', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, r.customer_domain)
+        ? el('button', { type: 'button', class: 'link quiet', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, r.customer_domain)
         : el('span', { class: 'muted' }, '—')),
-      el('td', { 'data-label': 'Status', 'data-testid': 'cell-status' }, statusBadge(r.status) || '—', substatusBadge(r.substatus)),
+      el('td', { 'data-label': 'Status', class: 'badges-cell', 'data-testid': 'cell-status' }, statusBadge(r.status) || '—', substatusBadge(r.substatus)),
       el('td', { 'data-label': 'Type' }, r.type || '—', r.direction ? el('span', { class: 'sub' }, r.direction) : null),
       el('td', { 'data-label': 'Deal value', class: 'num nowrap', 'data-testid': 'cell-deal-value' }, money(r.deal_value, r.currency)),
       el('td', { 'data-label': 'Updated', class: 'nowrap' }, timeEl(r.updated_at))));
@@ -728,7 +728,7 @@
     const hint = $('sync-hint');
     const active = d.state === 'running' || d.state === 'queued';
     let reason = '';
-    if (h && !h.partner_center_enabled) reason = 'Partner Center sync is turned off. Set HUNTER_PARTNER_CENTER_ENABLED=true and reload the daemon to enable it.';
+    if (h && !h.partner_center_enabled) reason = 'Sync is turned off (HUNTER_PARTNER_CENTER_ENABLED=false); enable it and reload the daemon.';
     else if (h && h.auth && h.auth.state === 'sign_in_required') reason = 'Sign-in required: run `partner-center-sync login` on the server.';
     button.disabled = Boolean(reason) || active || status.triggering;
     button.classList.toggle('busy', active || status.triggering);
