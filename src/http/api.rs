@@ -54,7 +54,10 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::read::{self, CompanyQuery, Cursor, Paging, Referral, ReferralFilter, ReferralQuery, ReferralSort, SortOrder};
+use crate::store::read::{
+    self, CompanyQuery, Cursor, Paging, Referral, ReferralFilter, ReferralQuery, ReferralSort,
+    SortOrder,
+};
 
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
@@ -78,18 +81,26 @@ struct Params {
 
 impl Params {
     fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+                .collect();
         if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            return Err(ApiError::bad_param(name, format!("unknown parameter; expected one of {}", known.join(", "))));
+            return Err(ApiError::bad_param(
+                name,
+                format!("unknown parameter; expected one of {}", known.join(", ")),
+            ));
         }
         Ok(Self { pairs })
     }
 
     /// A single-valued parameter; repeating it is ambiguous and refused.
     fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self.pairs.iter().filter(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str());
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
             return Err(ApiError::bad_param(name, "given more than once"));
@@ -109,7 +120,10 @@ impl Params {
             .map(str::to_owned)
             .collect();
         if values.len() > MAX_VALUES {
-            return Err(ApiError::bad_param(name, format!("at most {MAX_VALUES} values are allowed")));
+            return Err(ApiError::bad_param(
+                name,
+                format!("at most {MAX_VALUES} values are allowed"),
+            ));
         }
         Ok(values)
     }
@@ -121,7 +135,12 @@ impl Params {
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| ApiError::bad_param(name, format!("`{v}` is not an integer from {min} to {max}"))),
+                .ok_or_else(|| {
+                    ApiError::bad_param(
+                        name,
+                        format!("`{v}` is not an integer from {min} to {max}"),
+                    )
+                }),
         }
     }
 
@@ -129,13 +148,19 @@ impl Params {
         match self.one(name)? {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(v) => Err(ApiError::bad_param(name, format!("`{v}` is not `true` or `false`"))),
+            Some(v) => Err(ApiError::bad_param(
+                name,
+                format!("`{v}` is not `true` or `false`"),
+            )),
         }
     }
 
     fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.one(name)? {
-            Some(v) if v.chars().count() > MAX_TEXT => Err(ApiError::bad_param(name, format!("longer than {MAX_TEXT} characters"))),
+            Some(v) if v.chars().count() > MAX_TEXT => Err(ApiError::bad_param(
+                name,
+                format!("longer than {MAX_TEXT} characters"),
+            )),
             v => Ok(v.map(str::to_owned)),
         }
     }
@@ -160,7 +185,10 @@ struct ReferralList {
     next_cursor: Option<String>,
 }
 
-async fn list_referrals(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<ReferralList>, ApiError> {
+async fn list_referrals(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ReferralList>, ApiError> {
     let p = Params::parse(
         raw,
         &[
@@ -197,30 +225,61 @@ async fn list_referrals(State(state): State<AppState>, RawQuery(raw): RawQuery) 
     };
     let sort = match p.one("sort")? {
         None => ReferralSort::default(),
-        Some(v) => ReferralSort::parse(v)
-            .ok_or_else(|| ApiError::bad_param("sort", format!("`{v}` is not one of {}", ReferralSort::NAMES.join(", "))))?,
+        Some(v) => ReferralSort::parse(v).ok_or_else(|| {
+            ApiError::bad_param(
+                "sort",
+                format!("`{v}` is not one of {}", ReferralSort::NAMES.join(", ")),
+            )
+        })?,
     };
     let order = match p.one("order")? {
         None => SortOrder::default(),
-        Some(v) => SortOrder::parse(v).ok_or_else(|| ApiError::bad_param("order", format!("`{v}` is not `asc` or `desc`")))?,
+        Some(v) => SortOrder::parse(v)
+            .ok_or_else(|| ApiError::bad_param("order", format!("`{v}` is not `asc` or `desc`")))?,
     };
     let limit = p.int("limit", 50, 1, 500)?;
     let offset = p.int("offset", 0, 0, i64::from(i32::MAX))?;
     let paging = match p.one("cursor")? {
         None => Paging::Offset(offset),
         Some(_) if sort != ReferralSort::UpdatedAt => {
-            return Err(ApiError::bad_param("cursor", "keyset paging needs sort=updated_at; use offset with other sorts"));
+            return Err(ApiError::bad_param(
+                "cursor",
+                "keyset paging needs sort=updated_at; use offset with other sorts",
+            ));
         }
-        Some(_) if offset != 0 => return Err(ApiError::bad_param("cursor", "cannot be combined with offset")),
+        Some(_) if offset != 0 => {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "cannot be combined with offset",
+            ));
+        }
         Some(v) => {
-            let cursor = Cursor::decode(v).ok_or_else(|| ApiError::bad_param("cursor", "not a cursor this API issued; pass `next_cursor` unchanged"))?;
+            let cursor = Cursor::decode(v).ok_or_else(|| {
+                ApiError::bad_param(
+                    "cursor",
+                    "not a cursor this API issued; pass `next_cursor` unchanged",
+                )
+            })?;
             if cursor.order != order {
-                return Err(ApiError::bad_param("cursor", "was issued for the other `order`; pass the same order as the first page"));
+                return Err(ApiError::bad_param(
+                    "cursor",
+                    "was issued for the other `order`; pass the same order as the first page",
+                ));
             }
             Paging::After(cursor)
         }
     };
-    let page = read::referrals(&state.pool, &ReferralQuery { filter, sort, order, limit, paging }).await?;
+    let page = read::referrals(
+        &state.pool,
+        &ReferralQuery {
+            filter,
+            sort,
+            order,
+            limit,
+            paging,
+        },
+    )
+    .await?;
     Ok(Json(ReferralList {
         items: page.items,
         total: page.total,
@@ -246,12 +305,22 @@ fn members(value: Option<&Value>) -> Vec<Member> {
         Some(v @ Value::Object(_)) => vec![v],
         _ => Vec::new(),
     };
-    let text = |m: &Value, key: &str| m.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |m: &Value, key: &str| {
+        m.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     entries
         .into_iter()
         .filter(|m| m.is_object())
         .map(|m| {
-            let full = [text(m, "firstName"), text(m, "lastName")].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let full = [text(m, "firstName"), text(m, "lastName")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
             Member {
                 name: Some(full).filter(|s| !s.is_empty()),
                 email: text(m, "email"),
@@ -272,12 +341,20 @@ struct ReferralDetailBody {
     payload: Value,
 }
 
-async fn get_referral(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ReferralDetailBody>, ApiError> {
+async fn get_referral(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ReferralDetailBody>, ApiError> {
     let detail = read::referral(&state.pool, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No referral with id `{id}`.")))?;
     let team = members(detail.payload.get("team"));
-    let customer_team = members(detail.payload.get("customerProfile").and_then(|c| c.get("team")));
+    let customer_team = members(
+        detail
+            .payload
+            .get("customerProfile")
+            .and_then(|c| c.get("team")),
+    );
     Ok(Json(ReferralDetailBody {
         referral: detail.referral,
         etag: detail.etag,
@@ -293,7 +370,10 @@ struct CompanyList {
     total: i64,
 }
 
-async fn list_companies(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<CompanyList>, ApiError> {
+async fn list_companies(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<CompanyList>, ApiError> {
     let p = Params::parse(raw, &["with_referrals", "q", "limit", "offset"])?;
     let query = CompanyQuery {
         with_referrals: p.bool("with_referrals")?,
@@ -310,12 +390,21 @@ struct RunList {
     items: Vec<read::SyncRun>,
 }
 
-async fn list_runs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<RunList>, ApiError> {
+async fn list_runs(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RunList>, ApiError> {
     let p = Params::parse(raw, &["limit", "status"])?;
     let limit = p.int("limit", 20, 1, 200)?;
     let statuses = p.list("status")?;
-    if let Some(bad) = statuses.iter().find(|s| !read::RUN_STATUSES.contains(&s.as_str())) {
-        return Err(ApiError::bad_param("status", format!("`{bad}` is not one of {}", read::RUN_STATUSES.join(", "))));
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !read::RUN_STATUSES.contains(&s.as_str()))
+    {
+        return Err(ApiError::bad_param(
+            "status",
+            format!("`{bad}` is not one of {}", read::RUN_STATUSES.join(", ")),
+        ));
     }
     Ok(Json(RunList {
         items: read::sync_runs(&state.pool, &statuses, limit).await?,
@@ -329,10 +418,15 @@ struct RunDetail {
     sync_errors: Vec<read::SyncError>,
 }
 
-async fn get_run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunDetail>, ApiError> {
     let not_found = || ApiError::NotFound(format!("No sync run with id `{id}`."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
-    let run = read::sync_run(&state.pool, run_id).await?.ok_or_else(not_found)?;
+    let run = read::sync_run(&state.pool, run_id)
+        .await?
+        .ok_or_else(not_found)?;
     let sync_errors = read::sync_errors(&state.pool, run_id).await?;
     Ok(Json(RunDetail { run, sync_errors }))
 }
@@ -346,7 +440,12 @@ mod tests {
         let list = serde_json::json!([{"firstName": "Zoë", "lastName": "O'Brien", "email": "zoe@example.com"}, "junk"]);
         assert_eq!(
             members(Some(&list)),
-            vec![Member { name: Some("Zoë O'Brien".into()), email: Some("zoe@example.com".into()), phone: None, title: None }]
+            vec![Member {
+                name: Some("Zoë O'Brien".into()),
+                email: Some("zoe@example.com".into()),
+                phone: None,
+                title: None
+            }]
         );
         let one = serde_json::json!({"lastName": "Ng", "title": "CTO"});
         assert_eq!(members(Some(&one)).len(), 1);
@@ -356,8 +455,16 @@ mod tests {
 
     #[test]
     fn updated_since_takes_a_timestamp_or_a_date() {
-        assert_eq!(parse_since("2025-01-15").unwrap().to_rfc3339(), "2025-01-15T00:00:00+00:00");
-        assert_eq!(parse_since("2025-01-15T09:00:00+01:00").unwrap().to_rfc3339(), "2025-01-15T08:00:00+00:00");
+        assert_eq!(
+            parse_since("2025-01-15").unwrap().to_rfc3339(),
+            "2025-01-15T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2025-01-15T09:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2025-01-15T08:00:00+00:00"
+        );
         assert!(parse_since("yesterday").is_none());
     }
 }

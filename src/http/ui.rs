@@ -7,7 +7,10 @@
 //! into markup: even an escaping mistake could not run injected script.
 
 use axum::Router;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -24,9 +27,18 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
-        .route("/assets/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))
-        .route("/assets/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
-        .route("/assets/favicon.svg", get(|| asset("image/svg+xml", FAVICON_SVG)))
+        .route(
+            "/assets/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
+        .route(
+            "/assets/favicon.svg",
+            get(|| asset("image/svg+xml", FAVICON_SVG)),
+        )
 }
 
 /// `no-cache` (revalidate every time) so an upgraded daemon never serves a page that

@@ -20,7 +20,14 @@ const RUN_COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, starte
      pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error";
 
 /// Every status a `sync_runs` row can have (the table's CHECK constraint).
-pub const RUN_STATUSES: &[&str] = &["queued", "running", "succeeded", "failed", "skipped", "cancelled"];
+pub const RUN_STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+];
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Referral {
@@ -82,7 +89,14 @@ pub enum ReferralSort {
 }
 
 impl ReferralSort {
-    pub const NAMES: &'static [&'static str] = &["updated_at", "created_at", "name", "customer_name", "deal_value", "status"];
+    pub const NAMES: &'static [&'static str] = &[
+        "updated_at",
+        "created_at",
+        "name",
+        "customer_name",
+        "deal_value",
+        "status",
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -165,7 +179,11 @@ impl Cursor {
             Some(DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc))
         };
         let id = parts.next()?.to_owned();
-        Some(Self { order, updated_at, id })
+        Some(Self {
+            order,
+            updated_at,
+            id,
+        })
     }
 }
 
@@ -213,9 +231,16 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &ReferralFilter) {
     if !f.include_missing {
         qb.push(" AND missing_since IS NULL");
     }
-    for (column, values) in [("status", &f.statuses), ("substatus", &f.substatuses), ("type", &f.types), ("direction", &f.directions)] {
+    for (column, values) in [
+        ("status", &f.statuses),
+        ("substatus", &f.substatuses),
+        ("type", &f.types),
+        ("direction", &f.directions),
+    ] {
         if !values.is_empty() {
-            qb.push(format!(" AND {column} = ANY(")).push_bind(values.clone()).push(")");
+            qb.push(format!(" AND {column} = ANY("))
+                .push_bind(values.clone())
+                .push(")");
         }
     }
     if let Some(domain) = &f.domain {
@@ -249,7 +274,9 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, c: &Cursor) {
                 .push("))");
         }
         (SortOrder::Desc, None) => {
-            qb.push(" AND (updated_at IS NOT NULL OR id > ").push_bind(c.id.clone()).push(")");
+            qb.push(" AND (updated_at IS NOT NULL OR id > ")
+                .push_bind(c.id.clone())
+                .push(")");
         }
         (SortOrder::Asc, Some(t)) => {
             qb.push(" AND (updated_at IS NULL OR updated_at > ")
@@ -261,7 +288,8 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, c: &Cursor) {
                 .push("))");
         }
         (SortOrder::Asc, None) => {
-            qb.push(" AND updated_at IS NULL AND id < ").push_bind(c.id.clone());
+            qb.push(" AND updated_at IS NULL AND id < ")
+                .push_bind(c.id.clone());
         }
     }
 }
@@ -271,16 +299,23 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
     push_filter(&mut count, &q.filter);
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
 
-    let mut list = QueryBuilder::<Postgres>::new(format!("SELECT {REFERRAL_COLUMNS} FROM partner_center_referrals"));
+    let mut list = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {REFERRAL_COLUMNS} FROM partner_center_referrals"
+    ));
     push_filter(&mut list, &q.filter);
     if let Paging::After(cursor) = &q.paging {
         push_after(&mut list, cursor);
     }
     let column = q.sort.column();
     match (q.sort, q.order) {
-        (ReferralSort::UpdatedAt, SortOrder::Desc) => list.push(" ORDER BY updated_at DESC, id ASC"),
+        (ReferralSort::UpdatedAt, SortOrder::Desc) => {
+            list.push(" ORDER BY updated_at DESC, id ASC")
+        }
         (ReferralSort::UpdatedAt, SortOrder::Asc) => list.push(" ORDER BY updated_at ASC, id DESC"),
-        (_, order) => list.push(format!(" ORDER BY {column} {} NULLS LAST, id ASC", order.as_str())),
+        (_, order) => list.push(format!(
+            " ORDER BY {column} {} NULLS LAST, id ASC",
+            order.as_str()
+        )),
     };
     // One extra row tells whether a next page exists without a second query.
     list.push(" LIMIT ").push_bind(q.limit + 1);
@@ -298,11 +333,17 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
         }),
         _ => None,
     };
-    Ok(ReferralPage { items, total, next_cursor })
+    Ok(ReferralPage {
+        items,
+        total,
+        next_cursor,
+    })
 }
 
 pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {REFERRAL_COLUMNS}, etag, payload FROM partner_center_referrals WHERE id = "));
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {REFERRAL_COLUMNS}, etag, payload FROM partner_center_referrals WHERE id = "
+    ));
     qb.push_bind(id.to_owned());
     qb.build_query_as().fetch_optional(pool).await
 }
@@ -342,17 +383,24 @@ fn push_company_filter(qb: &mut QueryBuilder<Postgres>, q: &CompanyQuery) {
 }
 
 /// Companies with the most referrals first; returns the page and the total.
-pub async fn companies(pool: &PgPool, q: &CompanyQuery) -> Result<(Vec<Company>, i64), sqlx::Error> {
+pub async fn companies(
+    pool: &PgPool,
+    q: &CompanyQuery,
+) -> Result<(Vec<Company>, i64), sqlx::Error> {
     let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM companies");
     push_company_filter(&mut count, q);
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
 
-    let mut list = QueryBuilder::<Postgres>::new("SELECT domain, name, referral_count, latest_status, latest_referral_at FROM companies");
+    let mut list = QueryBuilder::<Postgres>::new(
+        "SELECT domain, name, referral_count, latest_status, latest_referral_at FROM companies",
+    );
     push_company_filter(&mut list, q);
-    list.push(" ORDER BY referral_count DESC, latest_referral_at DESC NULLS LAST, domain ASC LIMIT ")
-        .push_bind(q.limit)
-        .push(" OFFSET ")
-        .push_bind(q.offset);
+    list.push(
+        " ORDER BY referral_count DESC, latest_referral_at DESC NULLS LAST, domain ASC LIMIT ",
+    )
+    .push_bind(q.limit)
+    .push(" OFFSET ")
+    .push_bind(q.offset);
     let items = list.build_query_as().fetch_all(pool).await?;
     Ok((items, total))
 }
@@ -389,26 +437,37 @@ pub struct SyncError {
 }
 
 /// Newest runs first, optionally only those with one of `statuses`.
-pub async fn sync_runs(pool: &PgPool, statuses: &[String], limit: i64) -> Result<Vec<SyncRun>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE true"));
+pub async fn sync_runs(
+    pool: &PgPool,
+    statuses: &[String],
+    limit: i64,
+) -> Result<Vec<SyncRun>, sqlx::Error> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE true"));
     if !statuses.is_empty() {
-        qb.push(" AND status = ANY(").push_bind(statuses.to_vec()).push(")");
+        qb.push(" AND status = ANY(")
+            .push_bind(statuses.to_vec())
+            .push(")");
     }
-    qb.push(" ORDER BY queued_at DESC, id DESC LIMIT ").push_bind(limit);
+    qb.push(" ORDER BY queued_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
     qb.build_query_as().fetch_all(pool).await
 }
 
 pub async fn sync_run(pool: &PgPool, id: i64) -> Result<Option<SyncRun>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = "));
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = "));
     qb.push_bind(id);
     qb.build_query_as().fetch_optional(pool).await
 }
 
 pub async fn sync_errors(pool: &PgPool, run_id: i64) -> Result<Vec<SyncError>, sqlx::Error> {
-    sqlx::query_as("SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id")
-        .bind(run_id)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
 }
 
 #[cfg(test)]
@@ -424,11 +483,19 @@ mod tests {
     fn cursor_round_trips_and_rejects_garbage() {
         let c = Cursor {
             order: SortOrder::Desc,
-            updated_at: Some(DateTime::parse_from_rfc3339("2025-01-15T08:02:51.123456Z").unwrap().with_timezone(&Utc)),
+            updated_at: Some(
+                DateTime::parse_from_rfc3339("2025-01-15T08:02:51.123456Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
             id: "3c9a|x".into(),
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        let none = Cursor { order: SortOrder::Asc, updated_at: None, id: "a".into() };
+        let none = Cursor {
+            order: SortOrder::Asc,
+            updated_at: None,
+            id: "a".into(),
+        };
         assert_eq!(Cursor::decode(&none.encode()), Some(none));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v2|desc||a")), None);
