@@ -773,7 +773,9 @@
     let h = null;
     try {
       const response = await fetch('/healthz', { headers: { Accept: 'application/json' }, cache: 'no-store' });
-      h = await response.json();
+      const body = await response.json();
+      // Anything but the health document (a proxy's error page, a 401) means "unknown".
+      h = body && typeof body === 'object' && 'partner_center_enabled' in body ? body : null;
     } catch (_) {
       h = null;
     }
