@@ -2,6 +2,7 @@
 
 pub mod companies;
 pub mod lock;
+pub mod read;
 pub mod referrals;
 pub mod runs;
 pub mod state;
