@@ -696,3 +696,152 @@ async fn dry_run_writes_nothing_and_reports_what_it_would_do() {
     );
     env.finish().await;
 }
+
+/// The real binary's `sync`, configured through the environment as under systemd.
+fn cli(env: &Env) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-center-sync"));
+    let c = &env.config;
+    cmd.arg("sync")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+        .env(
+            "HUNTER_PARTNER_CENTER_CLIENT_ID",
+            c.client_id.clone().unwrap_or_default(),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_TENANT_ID",
+            c.tenant_id.clone().unwrap_or_default(),
+        )
+        .env("HUNTER_PARTNER_CENTER_API_URL", c.api_url.as_str())
+        .env(
+            "HUNTER_PARTNER_CENTER_AUTHORITY_URL",
+            c.authority_url.as_str(),
+        )
+        .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &c.token_cache)
+        .env("HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY", "1")
+        .env("DATABASE_URL", format!("{SERVER}/{}", env.db.name))
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn a_sync_killed_mid_run_keeps_its_pages_and_the_next_run_completes() {
+    let env = env(2000, |e, _| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=150").expect("spec")
+    })
+    .await;
+    let mut child = cli(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut committed = 0;
+    for _ in 0..200 {
+        committed = env
+            .count("SELECT count(*) FROM partner_center_referrals")
+            .await;
+        if committed >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.expect("SIGKILL");
+    assert!(
+        (300..2000).contains(&committed),
+        "killed mid-run after {committed} referrals"
+    );
+    let stale: (i64, String) = sqlx::query_as("SELECT id, status FROM sync_runs")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("row");
+    assert_eq!(stale.1, "running", "the killed run could not close its row");
+    let watermark: Option<Option<DateTime<Utc>>> =
+        sqlx::query_scalar("SELECT watermark FROM sync_state")
+            .fetch_optional(&env.db.pool)
+            .await
+            .expect("state");
+    assert_eq!(
+        watermark.flatten(),
+        None,
+        "no watermark before the last page"
+    );
+    let rows_per_run: i32 = sqlx::query_scalar("SELECT inserted FROM sync_runs")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("counters");
+    assert_eq!(
+        i64::from(rows_per_run),
+        env.count("SELECT count(*) FROM partner_center_referrals")
+            .await,
+        "counters commit with the rows"
+    );
+
+    env.emu.set_faults(FaultSpec::default());
+    let out = cli(&env).arg("--json").output().await.expect("second run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints the summary");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["mode"], "full");
+    let closed: (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs WHERE id = $1")
+            .bind(stale.0)
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(closed.0, "failed");
+    assert!(
+        closed
+            .1
+            .unwrap_or_default()
+            .contains("stopped before it finished")
+    );
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn cli_exit_codes_another_sync_and_feature_flag_off() {
+    let env = env(50, |_, _| {}).await;
+    let held = lock::try_acquire(&env.db.pool)
+        .await
+        .expect("query")
+        .expect("lock free");
+    let out = cli(&env).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nother sync is running"));
+    held.release().await.expect("release");
+
+    let out = cli(&env)
+        .env("HUNTER_PARTNER_CENTER_ENABLED", "false")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disabled"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("feature_flag_disabled"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_runs").await,
+        0,
+        "touches nothing"
+    );
+
+    let out = cli(&env).output().await.expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
