@@ -87,8 +87,7 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (2, 0, 0));
-    assert_eq!(out.domains, vec!["contoso.com".to_owned()]);
-    companies::refresh(&mut tx, &out.domains)
+    companies::apply(&mut tx, &rows, &out.changes)
         .await
         .expect("companies");
     tx.commit().await.expect("commit");
@@ -107,10 +106,17 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (0, 1, 1));
-    let mut domains = out.domains.clone();
-    domains.sort();
-    assert_eq!(domains, ["contoso.com", "fabrikam.com"]);
-    companies::refresh(&mut tx, &out.domains)
+    let old: Vec<_> = out
+        .changes
+        .iter()
+        .map(|c| c.old_domain.as_deref())
+        .collect();
+    assert_eq!(
+        old,
+        [Some("contoso.com")],
+        "only `a` changed, leaving contoso.com"
+    );
+    companies::apply(&mut tx, &rows, &out.changes)
         .await
         .expect("companies");
     tx.commit().await.expect("commit");
@@ -353,7 +359,17 @@ impl Env {
         .await
         .expect("rows");
         let stored: BTreeMap<&str, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
-        let mut out = Vec::new();
+        let mut out: Vec<String> = sqlx::query_scalar(
+            "WITH exact AS (SELECT customer_domain AS domain, count(*)::int AS n, max(updated_at) AS at
+                            FROM partner_center_referrals WHERE missing_since IS NULL AND customer_domain IS NOT NULL
+                            GROUP BY customer_domain)
+             SELECT 'company ' || COALESCE(e.domain, c.domain) || ' out of step'
+             FROM exact e FULL JOIN companies c ON c.domain = e.domain
+             WHERE (e.n, e.at) IS DISTINCT FROM (c.referral_count, c.latest_referral_at)",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("companies");
         if stored.len() != truth.len() {
             out.push(format!("{} rows, truth has {}", stored.len(), truth.len()));
         }
@@ -843,5 +859,85 @@ async fn cli_exit_codes_another_sync_and_feature_flag_off() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
     env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn cancelling_stops_between_pages_and_marks_the_run_cancelled() {
+    let env = env(2000, |e, _| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=100").expect("spec")
+    })
+    .await;
+    let (tx, mut rx) = tokio::sync::watch::channel(partner_center_sync::sync::Progress::default());
+    let cancel = CancellationToken::new();
+    let request = RunRequest {
+        trigger: Trigger::Schedule,
+        progress: Some(tx),
+        ..RunRequest::default()
+    };
+    let engine = env.engine();
+    let run = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { engine.run(request, cancel).await }
+    });
+    for _ in 0..200 {
+        if rx.borrow_and_update().fetched >= 300 {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+    }
+    cancel.cancel();
+    let err = run.await.expect("join").expect_err("cancelled");
+    assert!(matches!(err, SyncError::Cancelled), "{err}");
+    let (status, inserted): (String, i32) =
+        sqlx::query_as("SELECT status, inserted FROM sync_runs")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "cancelled");
+    let rows = env
+        .count("SELECT count(*) FROM partner_center_referrals")
+        .await;
+    assert!(rows >= 300 && rows < 2000, "{rows}");
+    assert_eq!(
+        i64::from(inserted),
+        rows,
+        "rows and counters commit together"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+            .await,
+        0,
+        "no watermark"
+    );
+    env.emu.set_faults(FaultSpec::default());
+    env.run(RequestedMode::Auto)
+        .await
+        .expect("the next run completes");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_past_its_deadline_fails_cleanly() {
+    let env = env(1000, |e, c| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=200").expect("spec");
+        c.run_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let err = env.run(RequestedMode::Auto).await.expect_err("deadline");
+    assert!(matches!(err, SyncError::DeadlineExceeded { .. }), "{err}");
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("run_deadline"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+            .await,
+        0
+    );
     env.finish().await;
 }
