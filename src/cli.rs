@@ -3,11 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadOptions, Loaded};
+use crate::daemon::{Daemon, DaemonError};
 use crate::store;
+use crate::telemetry::LogHandle;
 
 /// Exit codes, following sysexits.h where one fits.
 pub mod exit {
@@ -45,6 +48,35 @@ pub enum Command {
     Config(ConfigCommand),
     /// Apply database migrations (a no-op when the schema is current).
     Migrate,
+    /// Run one sync now and print its summary.
+    Sync(SyncArgs),
+    /// Run the daemon: scheduler, sync worker, HTTP API and UI (what systemd starts).
+    Run,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Read every referral (and mark those Partner Center no longer returns) instead of
+    /// only those updated since the last run.
+    #[arg(long)]
+    pub full: bool,
+    /// Fetch and report what would change, writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read referrals updated since this RFC 3339 time (e.g. 2026-01-31T00:00:00Z).
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 timestamp ({e}); write e.g. 2026-01-31T00:00:00Z")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,14 +117,15 @@ impl From<store::StoreError> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let loaded = match config::load(&LoadOptions::from_process(cli.config.clone())) {
+    let options = LoadOptions::from_process(cli.config.clone());
+    let loaded = match config::load(&options) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(exit::CONFIG);
         }
     };
-    crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    let log = crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,7 +136,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli, loaded)) {
+    match runtime.block_on(dispatch(cli, loaded, options, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("{}", f.message);
@@ -112,7 +145,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli, loaded: Loaded) -> Result<(), Failure> {
+async fn dispatch(
+    cli: Cli,
+    loaded: Loaded,
+    options: LoadOptions,
+    log: LogHandle,
+) -> Result<(), Failure> {
     match cli.command {
         Command::Config(ConfigCommand::Check) => {
             // Commands that talk to the database need it; `check` validates for the daemon.
@@ -141,5 +179,42 @@ async fn dispatch(cli: Cli, loaded: Loaded) -> Result<(), Failure> {
             println!("Applied {applied} migration(s); the schema is current.");
             Ok(())
         }
+        Command::Sync(args) => {
+            let opts = crate::sync::CliOptions {
+                full: args.full,
+                dry_run: args.dry_run,
+                since: args.since,
+                show_progress: !args.json,
+            };
+            let summary = crate::sync::run_cli(Arc::new(loaded.config), opts)
+                .await
+                .map_err(|e| Failure::new(e.exit_code(), e))?;
+            if args.json {
+                let json = serde_json::to_string_pretty(&summary)
+                    .map_err(|e| Failure::new(exit::FAILURE, e))?;
+                println!("{json}");
+            } else {
+                println!("{summary}");
+            }
+            Ok(())
+        }
+        Command::Run => {
+            let daemon = Daemon::build(loaded.config, Some(options), Some(log))
+                .await
+                .map_err(|e| Failure::new(daemon_exit_code(&e), e))?;
+            daemon
+                .run_until(std::future::pending())
+                .await
+                .map_err(|e| Failure::new(daemon_exit_code(&e), e))
+        }
+    }
+}
+
+fn daemon_exit_code(e: &DaemonError) -> u8 {
+    match e {
+        DaemonError::Config(_) => exit::CONFIG,
+        DaemonError::Auth(a) if a.is_sign_in_required() => exit::SIGN_IN_REQUIRED,
+        DaemonError::Auth(crate::auth::AuthError::Configuration { .. }) => exit::CONFIG,
+        _ => exit::FAILURE,
     }
 }

@@ -88,3 +88,9 @@ impl TokenProvider {
         AuthState::Unknown
     }
 }
+
+impl AuthError {
+    pub fn is_sign_in_required(&self) -> bool {
+        matches!(self, AuthError::SignInRequired { .. })
+    }
+}

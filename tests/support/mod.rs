@@ -138,3 +138,42 @@ pub fn command() -> std::process::Command {
     }
     c
 }
+
+/// The real daemon, in-process, on 127.0.0.1 port 0 over `db`; stopped on drop.
+pub struct TestDaemon {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub handle: partner_center_sync::daemon::DaemonHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub async fn spawn_daemon(
+    mut config: partner_center_sync::config::Config,
+    db: &TestDb,
+) -> TestDaemon {
+    config.database_url = Some(secrecy::SecretString::from(db.url.clone()));
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let daemon = partner_center_sync::daemon::Daemon::build(config, None, None)
+        .await
+        .expect("daemon builds");
+    let addr = daemon.local_addr();
+    let handle = daemon.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(daemon.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestDaemon {
+        base: format!("http://{addr}"),
+        addr,
+        handle,
+        stop: Some(stop),
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
