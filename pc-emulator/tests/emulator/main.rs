@@ -4,4 +4,5 @@ mod binary;
 mod faults;
 mod helpers;
 mod identity;
+mod perf;
 mod referrals;
