@@ -17,7 +17,10 @@ pub enum AuthError {
     #[error("Identity configuration problem: {message}; check `{key}`")]
     Configuration { key: &'static str, message: String },
     #[error("Token cache {path}: {message}")]
-    Cache { path: std::path::PathBuf, message: String },
+    Cache {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }
 
 /// A bearer token; never printed.
@@ -36,7 +39,9 @@ impl AccessToken {
 
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken").field("expires_on", &self.expires_on).finish_non_exhaustive()
+        f.debug_struct("AccessToken")
+            .field("expires_on", &self.expires_on)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,8 +49,13 @@ impl std::fmt::Debug for AccessToken {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthState {
     Unknown,
-    SignedIn { account: String, access_token_expires_at: Option<DateTime<Utc>> },
-    SignInRequired { reason: String },
+    SignedIn {
+        account: String,
+        access_token_expires_at: Option<DateTime<Utc>>,
+    },
+    SignInRequired {
+        reason: String,
+    },
 }
 
 /// Silent token acquisition shared by every caller (cheap to clone).
@@ -59,12 +69,19 @@ impl TokenProvider {
 
     /// A token valid for more than 5 minutes, refreshing (once, shared) when needed.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        Err(AuthError::SignInRequired { reason: "auth is not implemented yet".into() })
+        Err(AuthError::SignInRequired {
+            reason: "auth is not implemented yet".into(),
+        })
     }
 
     /// After the API answered 401 with `rejected`: force one refresh.
-    pub async fn refresh_after_rejection(&self, _rejected: &AccessToken) -> Result<AccessToken, AuthError> {
-        Err(AuthError::SignInRequired { reason: "auth is not implemented yet".into() })
+    pub async fn refresh_after_rejection(
+        &self,
+        _rejected: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        Err(AuthError::SignInRequired {
+            reason: "auth is not implemented yet".into(),
+        })
     }
 
     pub fn state(&self) -> AuthState {
