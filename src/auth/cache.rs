@@ -462,21 +462,27 @@ impl TokenCache {
 
     fn store_access_token(&mut self, scope: &ClientScope, grant: &TokenGrant<'_>, now: i64) {
         let target = normalize_target(grant.scope);
-        // MSAL deletes expired access tokens it comes across; we do it for ours only.
+        // Our expired tokens (MSAL deletes those it meets) and those the new one replaces
+        // (same realm, a target holding our scope; MSAL.NET drops such overlaps too) go.
         let home = grant.home_account_id;
-        let expired: Vec<String> = self
+        let superseded: Vec<String> = self
             .entries(ACCESS_TOKEN)
             .filter(|(_, e)| {
                 field_eq(e, "client_id", &scope.client_id)
                     && env_matches(e, &scope.environment)
                     && field_eq(e, "home_account_id", home)
-                    && timestamp_field(e, "expires_on").is_some_and(|t| t <= now)
+                    && (timestamp_field(e, "expires_on").is_none_or(|t| t <= now)
+                        || (field_eq(e, "realm", &scope.realm)
+                            && target_holds(
+                                str_field(e, "target").unwrap_or_default(),
+                                &scope.scope,
+                            )))
             })
             .map(|(k, _)| k.clone())
             .collect();
         let section = self.section_mut(ACCESS_TOKEN);
-        for k in expired {
-            section.remove(&k);
+        for k in superseded {
+            section.shift_remove(&k);
         }
         let key = access_token_key(
             home,
@@ -586,7 +592,7 @@ impl TokenCache {
                 .collect();
             if let Some(Value::Object(m)) = self.root.get_mut(section) {
                 for k in keys {
-                    removed += usize::from(m.remove(&k).is_some());
+                    removed += usize::from(m.shift_remove(&k).is_some());
                 }
             }
         }
@@ -609,7 +615,7 @@ impl TokenCache {
                 .collect();
             if let Some(Value::Object(m)) = self.root.get_mut(ACCOUNT) {
                 for k in keys {
-                    removed += usize::from(m.remove(&k).is_some());
+                    removed += usize::from(m.shift_remove(&k).is_some());
                 }
             }
         }

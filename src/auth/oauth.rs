@@ -113,7 +113,7 @@ pub enum Failure {
     /// An OAuth error body, whatever the status.
     OAuth {
         status: u16,
-        body: OAuthError,
+        body: Box<OAuthError>,
         retry_after: Option<Duration>,
     },
     /// An HTTP error without an OAuth body (a proxy, a load balancer).
@@ -414,7 +414,7 @@ impl Authority {
             });
             return Err(Failure::OAuth {
                 status,
-                body,
+                body: Box::new(body),
                 retry_after,
             });
         }
@@ -633,7 +633,7 @@ mod tests {
     fn sign_in_errors_display_the_login_hint() {
         let f = Failure::OAuth {
             status: 400,
-            body: err("invalid_grant", &[70008], None),
+            body: Box::new(err("invalid_grant", &[70008], None)),
             retry_after: None,
         };
         let e = f.into_error();

@@ -39,6 +39,8 @@ struct Memory {
     /// MSAL's `refresh_on`: past it, refresh early but keep the token as a fallback.
     refresh_on: Option<DateTime<Utc>>,
     state: AuthState,
+    /// The access token the API last rejected: not handed out again, even from the file.
+    rejected: Option<SecretString>,
     /// The refresh token the authority refused. It is not offered again, so a revoked
     /// login costs one request per sign-in, not one per sync run; a new `login` writes a
     /// different one and lifts the block.
@@ -62,6 +64,7 @@ impl TokenProvider {
                     token,
                     refresh_on: None,
                     state,
+                    rejected: None,
                     refused: None,
                 }),
                 refresh: tokio::sync::Mutex::new(()),
@@ -78,7 +81,7 @@ impl TokenProvider {
         if let Some(token) = self.fresh_in_memory() {
             return Ok(token);
         }
-        self.acquire(None).await
+        self.acquire().await
     }
 
     /// After the API answered 401 with `rejected`: force one refresh, unless another
@@ -95,8 +98,12 @@ impl TokenProvider {
         }
         tracing::info!(event = "access_token_rejected", expires_on = %rejected.expires_on,
             "The API rejected the access token; refreshing it.");
-        self.memory().token = None;
-        self.acquire(Some(rejected.secret())).await
+        {
+            let mut memory = self.memory();
+            memory.token = None;
+            memory.rejected = Some(SecretString::from(rejected.secret()));
+        }
+        self.acquire().await
     }
 
     pub fn state(&self) -> AuthState {
@@ -117,7 +124,9 @@ impl TokenProvider {
         fresh.then(|| token.clone())
     }
 
-    async fn acquire(&self, rejected: Option<&str>) -> Result<AccessToken, AuthError> {
+    async fn acquire(&self) -> Result<AccessToken, AuthError> {
+        let rejected = self.memory().rejected.clone();
+        let rejected = rejected.as_ref().map(|r| r.expose_secret());
         let result = self.acquire_uncached(rejected).await;
         if let Err(e) = &result {
             if let AuthError::SignInRequired { reason } = e {
