@@ -1,1 +1,5 @@
-//! See the module map in lib.rs.
+//! Builds everything from config and owns the control loop.
+
+/// What HTTP handlers use to reach the running daemon (trigger, status).
+#[derive(Clone, Default)]
+pub struct DaemonHandle {}

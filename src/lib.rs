@@ -11,6 +11,7 @@
 //! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
 //! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
+//! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
 //! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod devdb;
 pub mod http;
+pub mod metrics;
 pub mod outbound;
 pub mod partner_center;
 pub mod scheduler;

@@ -1,1 +1,47 @@
-//! See the module map in lib.rs.
+//! The HTTP surface: operations endpoints, the JSON API and the embedded web UI.
+//!
+//! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`, the sync trigger.
+//! - `api.rs`: read-only data endpoints under `/api/v1/partner-center/`.
+//! - `ui.rs`: the single page at `/` and its embedded assets.
+//! - `auth.rs`: the optional bearer token on the trigger and data endpoints.
+//! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod ui;
+
+use std::sync::Arc;
+
+use axum::Router;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::daemon::DaemonHandle;
+use crate::metrics::Metrics;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub metrics: Metrics,
+    /// The live configuration; SIGHUP swaps in a new one.
+    pub config: watch::Receiver<Arc<Config>>,
+    pub daemon: DaemonHandle,
+}
+
+/// The whole application router. Health, readiness and metrics stay open; the
+/// trigger and data endpoints require `api_token` when it is set.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .merge(api::router())
+        .merge(ops::protected_router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_token));
+    Router::new()
+        .merge(ops::open_router())
+        .merge(ui::router())
+        .merge(protected)
+        .with_state(state)
+}

@@ -1,5 +1,12 @@
 //! PostgreSQL: the pool, the embedded migrations, and the queries of each concern.
 
+pub mod companies;
+pub mod lock;
+pub mod read;
+pub mod referrals;
+pub mod runs;
+pub mod state;
+
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};

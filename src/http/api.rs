@@ -1,0 +1,470 @@
+//! Read-only JSON data endpoints under `/api/v1/partner-center/`, used by the web UI and by scripts.
+//!
+//! All of them require `api_token` as a bearer token when it is set (see `auth.rs`).
+//! Errors are `{"success": false, "error": "<message>"}`; an unknown query parameter or
+//! an invalid value is a 400 whose message names the parameter. An empty value
+//! (`status=`) counts as absent, so HTML forms can send every field.
+//!
+//! `GET /api/v1/partner-center/referrals`
+//! - `status`, `substatus`, `type`, `direction`: exact match; comma-separated or repeated
+//!   parameters match any of the values.
+//! - `domain`: exact customer domain (compared in lower case).
+//! - `q`: case-insensitive substring of the name or the customer name; `%` and `_` are literal.
+//! - `updated_since`: RFC 3339 timestamp (`2025-01-15T08:00:00Z`) or a date (`2025-01-15`, midnight UTC).
+//! - `include_missing`: `true` to include referrals Partner Center no longer lists (default `false`).
+//! - `sort`: `updated_at` (default), `created_at`, `name`, `customer_name`, `deal_value`, `status`;
+//!   `order`: `asc` or `desc` (default). Ties are broken by `id`.
+//! - `limit`: 1..=500 (default 50); `offset` (default 0).
+//! - `cursor`: keyset paging, only with `sort=updated_at`: pass the previous page's
+//!   `next_cursor` (and the same `order`) to get the rows after it; stable while rows change,
+//!   unlike `offset`. Cannot be combined with `offset`.
+//!
+//! Answer: `{"items": [Referral], "total": n, "limit": n, "offset": n, "next_cursor": string|null}`,
+//! where `total` counts every row matching the filters and `next_cursor` is set when sorted
+//! by `updated_at` and more rows follow. A Referral is `{id, engagement_id, name, status,
+//! substatus, type, qualification, direction, customer_name, customer_country,
+//! customer_domain, deal_value, currency, created_at, updated_at, first_seen_at,
+//! last_seen_at, missing_since}`; `deal_value` is the exact decimal as a string (or null),
+//! timestamps are RFC 3339 UTC.
+//!
+//! `GET /api/v1/partner-center/referrals/{id}`: a Referral plus `etag`, `payload` (the raw
+//! JSON as Partner Center sent it), `team` and `customer_team` (from the payload's `team` and
+//! `customerProfile.team`, each member as `{name, email, phone, title}`). 404 when unknown.
+//!
+//! `GET /api/v1/partner-center/companies?with_referrals=&q=&limit=&offset=`: companies derived
+//! from referral domains, most referrals first: `{"items": [{domain, name, referral_count,
+//! latest_status, latest_referral_at}], "total": n}`. `with_referrals=true` keeps only those with
+//! at least one referral; `q` matches the domain or the name; `limit` 1..=500 (default 50).
+//!
+//! `GET /api/v1/partner-center/sync-runs?limit=&status=`: newest first, `limit` 1..=200
+//! (default 20), `status` one or more of `queued`, `running`, `succeeded`, `failed`, `skipped`,
+//! `cancelled`: `{"items": [Run]}` with Run `{id, trigger, mode, status, dry_run, queued_at,
+//! started_at, finished_at, duration_seconds, pages, fetched, inserted, updated, unchanged,
+//! marked_missing, parse_errors, error}`.
+//!
+//! `GET /api/v1/partner-center/sync-runs/{id}`: a Run plus `sync_errors`:
+//! `[{id, referral_id, reason, created_at}]`. 404 when unknown.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::read::{
+    self, CompanyQuery, Cursor, Paging, Referral, ReferralFilter, ReferralQuery, ReferralSort,
+    SortOrder,
+};
+
+/// Longest free-text search accepted; longer input is a mistake, not a search.
+const MAX_TEXT: usize = 200;
+/// Most values one list filter may carry.
+const MAX_VALUES: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/partner-center/referrals", get(list_referrals))
+        .route("/api/v1/partner-center/referrals/{id}", get(get_referral))
+        .route("/api/v1/partner-center/companies", get(list_companies))
+        .route("/api/v1/partner-center/sync-runs", get(list_runs))
+        .route("/api/v1/partner-center/sync-runs/{id}", get(get_run))
+}
+
+/// Query parameters, checked against the names an endpoint knows so a typo is an error
+/// rather than a silently ignored filter.
+struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+                .collect();
+        if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(ApiError::bad_param(
+                name,
+                format!("unknown parameter; expected one of {}", known.join(", ")),
+            ));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// A single-valued parameter; repeating it is ambiguous and refused.
+    fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad_param(name, "given more than once"));
+        }
+        Ok(first)
+    }
+
+    /// Comma-separated and repeated values, merged.
+    fn list(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let values: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if values.len() > MAX_VALUES {
+            return Err(ApiError::bad_param(
+                name,
+                format!("at most {MAX_VALUES} values are allowed"),
+            ));
+        }
+        Ok(values)
+    }
+
+    fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        match self.one(name)? {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_param(
+                        name,
+                        format!("`{v}` is not an integer from {min} to {max}"),
+                    )
+                }),
+        }
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, ApiError> {
+        match self.one(name)? {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(ApiError::bad_param(
+                name,
+                format!("`{v}` is not `true` or `false`"),
+            )),
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.one(name)? {
+            Some(v) if v.chars().count() > MAX_TEXT => Err(ApiError::bad_param(
+                name,
+                format!("longer than {MAX_TEXT} characters"),
+            )),
+            v => Ok(v.map(str::to_owned)),
+        }
+    }
+}
+
+fn parse_since(v: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+#[derive(Serialize)]
+struct ReferralList {
+    items: Vec<Referral>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+    next_cursor: Option<String>,
+}
+
+async fn list_referrals(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<ReferralList>, ApiError> {
+    let p = Params::parse(
+        raw,
+        &[
+            "status",
+            "substatus",
+            "type",
+            "direction",
+            "domain",
+            "q",
+            "updated_since",
+            "include_missing",
+            "sort",
+            "order",
+            "limit",
+            "offset",
+            "cursor",
+        ],
+    )?;
+    let updated_since = match p.one("updated_since")? {
+        None => None,
+        Some(v) => Some(parse_since(v).ok_or_else(|| {
+            ApiError::bad_param("updated_since", format!("`{v}` is not an RFC 3339 timestamp like 2025-01-15T08:00:00Z or a date like 2025-01-15"))
+        })?),
+    };
+    let filter = ReferralFilter {
+        statuses: p.list("status")?,
+        substatuses: p.list("substatus")?,
+        types: p.list("type")?,
+        directions: p.list("direction")?,
+        domain: p.text("domain")?.map(|d| d.to_lowercase()),
+        text: p.text("q")?,
+        updated_since,
+        include_missing: p.bool("include_missing")?,
+    };
+    let sort = match p.one("sort")? {
+        None => ReferralSort::default(),
+        Some(v) => ReferralSort::parse(v).ok_or_else(|| {
+            ApiError::bad_param(
+                "sort",
+                format!("`{v}` is not one of {}", ReferralSort::NAMES.join(", ")),
+            )
+        })?,
+    };
+    let order = match p.one("order")? {
+        None => SortOrder::default(),
+        Some(v) => SortOrder::parse(v)
+            .ok_or_else(|| ApiError::bad_param("order", format!("`{v}` is not `asc` or `desc`")))?,
+    };
+    let limit = p.int("limit", 50, 1, 500)?;
+    let offset = p.int("offset", 0, 0, i64::from(i32::MAX))?;
+    let paging = match p.one("cursor")? {
+        None => Paging::Offset(offset),
+        Some(_) if sort != ReferralSort::UpdatedAt => {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "keyset paging needs sort=updated_at; use offset with other sorts",
+            ));
+        }
+        Some(_) if offset != 0 => {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "cannot be combined with offset",
+            ));
+        }
+        Some(v) => {
+            let cursor = Cursor::decode(v).ok_or_else(|| {
+                ApiError::bad_param(
+                    "cursor",
+                    "not a cursor this API issued; pass `next_cursor` unchanged",
+                )
+            })?;
+            if cursor.order != order {
+                return Err(ApiError::bad_param(
+                    "cursor",
+                    "was issued for the other `order`; pass the same order as the first page",
+                ));
+            }
+            Paging::After(cursor)
+        }
+    };
+    let page = read::referrals(
+        &state.pool,
+        &ReferralQuery {
+            filter,
+            sort,
+            order,
+            limit,
+            paging,
+        },
+    )
+    .await?;
+    Ok(Json(ReferralList {
+        items: page.items,
+        total: page.total,
+        limit,
+        offset,
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+/// A team member as the UI shows it; the raw member stays in `payload`.
+#[derive(Debug, PartialEq, Serialize)]
+struct Member {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    title: Option<String>,
+}
+
+/// Reads a Partner Center member list leniently: some samples send one object instead of an array.
+fn members(value: Option<&Value>) -> Vec<Member> {
+    let entries: Vec<&Value> = match value {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => Vec::new(),
+    };
+    let text = |m: &Value, key: &str| {
+        m.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    entries
+        .into_iter()
+        .filter(|m| m.is_object())
+        .map(|m| {
+            let full = [text(m, "firstName"), text(m, "lastName")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            Member {
+                name: Some(full).filter(|s| !s.is_empty()),
+                email: text(m, "email"),
+                phone: text(m, "phoneNumber"),
+                title: text(m, "title"),
+            }
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ReferralDetailBody {
+    #[serde(flatten)]
+    referral: Referral,
+    etag: Option<String>,
+    team: Vec<Member>,
+    customer_team: Vec<Member>,
+    payload: Value,
+}
+
+async fn get_referral(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ReferralDetailBody>, ApiError> {
+    let detail = read::referral(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No referral with id `{id}`.")))?;
+    let team = members(detail.payload.get("team"));
+    let customer_team = members(
+        detail
+            .payload
+            .get("customerProfile")
+            .and_then(|c| c.get("team")),
+    );
+    Ok(Json(ReferralDetailBody {
+        referral: detail.referral,
+        etag: detail.etag,
+        team,
+        customer_team,
+        payload: detail.payload,
+    }))
+}
+
+#[derive(Serialize)]
+struct CompanyList {
+    items: Vec<read::Company>,
+    total: i64,
+}
+
+async fn list_companies(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<CompanyList>, ApiError> {
+    let p = Params::parse(raw, &["with_referrals", "q", "limit", "offset"])?;
+    let query = CompanyQuery {
+        with_referrals: p.bool("with_referrals")?,
+        text: p.text("q")?,
+        limit: p.int("limit", 50, 1, 500)?,
+        offset: p.int("offset", 0, 0, i64::from(i32::MAX))?,
+    };
+    let (items, total) = read::companies(&state.pool, &query).await?;
+    Ok(Json(CompanyList { items, total }))
+}
+
+#[derive(Serialize)]
+struct RunList {
+    items: Vec<read::SyncRun>,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<RunList>, ApiError> {
+    let p = Params::parse(raw, &["limit", "status"])?;
+    let limit = p.int("limit", 20, 1, 200)?;
+    let statuses = p.list("status")?;
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !read::RUN_STATUSES.contains(&s.as_str()))
+    {
+        return Err(ApiError::bad_param(
+            "status",
+            format!("`{bad}` is not one of {}", read::RUN_STATUSES.join(", ")),
+        ));
+    }
+    Ok(Json(RunList {
+        items: read::sync_runs(&state.pool, &statuses, limit).await?,
+    }))
+}
+
+#[derive(Serialize)]
+struct RunDetail {
+    #[serde(flatten)]
+    run: read::SyncRun,
+    sync_errors: Vec<read::SyncError>,
+}
+
+async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunDetail>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("No sync run with id `{id}`."));
+    let run_id: i64 = id.parse().map_err(|_| not_found())?;
+    let run = read::sync_run(&state.pool, run_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let sync_errors = read::sync_errors(&state.pool, run_id).await?;
+    Ok(Json(RunDetail { run, sync_errors }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_accept_an_array_or_a_single_object() {
+        let list = serde_json::json!([{"firstName": "Zoë", "lastName": "O'Brien", "email": "zoe@example.com"}, "junk"]);
+        assert_eq!(
+            members(Some(&list)),
+            vec![Member {
+                name: Some("Zoë O'Brien".into()),
+                email: Some("zoe@example.com".into()),
+                phone: None,
+                title: None
+            }]
+        );
+        let one = serde_json::json!({"lastName": "Ng", "title": "CTO"});
+        assert_eq!(members(Some(&one)).len(), 1);
+        assert!(members(Some(&serde_json::json!("x"))).is_empty());
+        assert!(members(None).is_empty());
+    }
+
+    #[test]
+    fn updated_since_takes_a_timestamp_or_a_date() {
+        assert_eq!(
+            parse_since("2025-01-15").unwrap().to_rfc3339(),
+            "2025-01-15T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2025-01-15T09:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2025-01-15T08:00:00+00:00"
+        );
+        assert!(parse_since("yesterday").is_none());
+    }
+}

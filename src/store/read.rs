@@ -1,0 +1,503 @@
+//! Read-only queries behind the JSON API and the web UI.
+//!
+//! Filters are bound parameters, never spliced text; only column names and sort
+//! directions chosen from closed enums reach the SQL string. `deal_value` is read as
+//! text so the exact numeric value survives (a float would round large amounts).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+/// The list columns; `deal_value` as exact text.
+const REFERRAL_COLUMNS: &str = "id, engagement_id, name, status, substatus, type, qualification, direction, \
+     customer_name, customer_country, customer_domain, deal_value::text AS deal_value, currency, \
+     created_at, updated_at, first_seen_at, last_seen_at, missing_since";
+
+const RUN_COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, \
+     EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
+     pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error";
+
+/// Every status a `sync_runs` row can have (the table's CHECK constraint).
+pub const RUN_STATUSES: &[&str] = &[
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+];
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Referral {
+    pub id: String,
+    pub engagement_id: Option<String>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub substatus: Option<String>,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: Option<String>,
+    pub qualification: Option<String>,
+    pub direction: Option<String>,
+    pub customer_name: Option<String>,
+    pub customer_country: Option<String>,
+    pub customer_domain: Option<String>,
+    pub deal_value: Option<String>,
+    pub currency: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub missing_since: Option<DateTime<Utc>>,
+}
+
+/// One referral with what only the detail view needs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ReferralDetail {
+    #[sqlx(flatten)]
+    pub referral: Referral,
+    pub etag: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ReferralFilter {
+    /// Each list matches any of its values; an empty list does not filter.
+    pub statuses: Vec<String>,
+    pub substatuses: Vec<String>,
+    pub types: Vec<String>,
+    pub directions: Vec<String>,
+    pub domain: Option<String>,
+    /// Case-insensitive substring of the name or the customer name, taken literally.
+    pub text: Option<String>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Referrals Partner Center stopped listing are hidden unless asked for.
+    pub include_missing: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReferralSort {
+    #[default]
+    UpdatedAt,
+    CreatedAt,
+    Name,
+    CustomerName,
+    DealValue,
+    Status,
+}
+
+impl ReferralSort {
+    pub const NAMES: &'static [&'static str] = &[
+        "updated_at",
+        "created_at",
+        "name",
+        "customer_name",
+        "deal_value",
+        "status",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "updated_at" => Self::UpdatedAt,
+            "created_at" => Self::CreatedAt,
+            "name" => Self::Name,
+            "customer_name" => Self::CustomerName,
+            "deal_value" => Self::DealValue,
+            "status" => Self::Status,
+            _ => return None,
+        })
+    }
+
+    /// Qualified, because a bare `deal_value` in ORDER BY would mean the text output column.
+    fn column(self) -> &'static str {
+        match self {
+            Self::UpdatedAt => "partner_center_referrals.updated_at",
+            Self::CreatedAt => "partner_center_referrals.created_at",
+            Self::Name => "partner_center_referrals.name",
+            Self::CustomerName => "partner_center_referrals.customer_name",
+            Self::DealValue => "partner_center_referrals.deal_value",
+            Self::Status => "partner_center_referrals.status",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    Asc,
+    #[default]
+    Desc,
+}
+
+impl SortOrder {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "asc" => Some(Self::Asc),
+            "desc" => Some(Self::Desc),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+}
+
+/// Position after the last row of a page sorted by `updated_at`, with `id` as the
+/// tie-break. Opaque to clients: base64url of `v1|order|timestamp|id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub order: SortOrder,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        let ts = self
+            .updated_at
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
+            .unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(format!("v1|{}|{ts}|{}", self.order.as_str(), self.id))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
+        let mut parts = raw.splitn(4, '|');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let order = SortOrder::parse(parts.next()?)?;
+        let ts = parts.next()?;
+        let updated_at = if ts.is_empty() {
+            None
+        } else {
+            Some(DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc))
+        };
+        let id = parts.next()?.to_owned();
+        Some(Self {
+            order,
+            updated_at,
+            id,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Paging {
+    Offset(i64),
+    /// Keyset paging; only valid with [`ReferralSort::UpdatedAt`].
+    After(Cursor),
+}
+
+#[derive(Clone, Debug)]
+pub struct ReferralQuery {
+    pub filter: ReferralFilter,
+    pub sort: ReferralSort,
+    pub order: SortOrder,
+    pub limit: i64,
+    pub paging: Paging,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReferralPage {
+    pub items: Vec<Referral>,
+    /// Rows matching the filter, regardless of paging.
+    pub total: i64,
+    /// Set when sorted by `updated_at` and more rows follow.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// Escapes LIKE's wildcards so user text matches literally (backslash is Postgres' default escape).
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &ReferralFilter) {
+    qb.push(" WHERE true");
+    if !f.include_missing {
+        qb.push(" AND missing_since IS NULL");
+    }
+    for (column, values) in [
+        ("status", &f.statuses),
+        ("substatus", &f.substatuses),
+        ("type", &f.types),
+        ("direction", &f.directions),
+    ] {
+        if !values.is_empty() {
+            qb.push(format!(" AND {column} = ANY("))
+                .push_bind(values.clone())
+                .push(")");
+        }
+    }
+    if let Some(domain) = &f.domain {
+        qb.push(" AND customer_domain = ").push_bind(domain.clone());
+    }
+    if let Some(text) = &f.text {
+        let pattern = like_pattern(text);
+        qb.push(" AND (name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR customer_name ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(since) = f.updated_since {
+        qb.push(" AND updated_at >= ").push_bind(since);
+    }
+}
+
+/// Rows strictly after `c` in the order `updated_at {order}, id {reverse order}`, which is
+/// the `(updated_at DESC, id)` index scanned forwards or backwards. Postgres puts NULLs
+/// first in DESC and last in ASC, hence the NULL branches.
+fn push_after(qb: &mut QueryBuilder<Postgres>, c: &Cursor) {
+    match (c.order, c.updated_at) {
+        (SortOrder::Desc, Some(t)) => {
+            qb.push(" AND (updated_at < ")
+                .push_bind(t)
+                .push(" OR (updated_at = ")
+                .push_bind(t)
+                .push(" AND id > ")
+                .push_bind(c.id.clone())
+                .push("))");
+        }
+        (SortOrder::Desc, None) => {
+            qb.push(" AND (updated_at IS NOT NULL OR id > ")
+                .push_bind(c.id.clone())
+                .push(")");
+        }
+        (SortOrder::Asc, Some(t)) => {
+            qb.push(" AND (updated_at IS NULL OR updated_at > ")
+                .push_bind(t)
+                .push(" OR (updated_at = ")
+                .push_bind(t)
+                .push(" AND id < ")
+                .push_bind(c.id.clone())
+                .push("))");
+        }
+        (SortOrder::Asc, None) => {
+            qb.push(" AND updated_at IS NULL AND id < ")
+                .push_bind(c.id.clone());
+        }
+    }
+}
+
+pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage, sqlx::Error> {
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM partner_center_referrals");
+    push_filter(&mut count, &q.filter);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut list = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {REFERRAL_COLUMNS} FROM partner_center_referrals"
+    ));
+    push_filter(&mut list, &q.filter);
+    if let Paging::After(cursor) = &q.paging {
+        push_after(&mut list, cursor);
+    }
+    let column = q.sort.column();
+    match (q.sort, q.order) {
+        (ReferralSort::UpdatedAt, SortOrder::Desc) => {
+            list.push(" ORDER BY updated_at DESC, id ASC")
+        }
+        (ReferralSort::UpdatedAt, SortOrder::Asc) => list.push(" ORDER BY updated_at ASC, id DESC"),
+        (_, order) => list.push(format!(
+            " ORDER BY {column} {} NULLS LAST, id ASC",
+            order.as_str()
+        )),
+    };
+    // One extra row tells whether a next page exists without a second query.
+    list.push(" LIMIT ").push_bind(q.limit + 1);
+    if let Paging::Offset(offset) = q.paging {
+        list.push(" OFFSET ").push_bind(offset);
+    }
+    let mut items: Vec<Referral> = list.build_query_as().fetch_all(pool).await?;
+    let more = items.len() as i64 > q.limit;
+    items.truncate(usize::try_from(q.limit).unwrap_or(0));
+    let next_cursor = match (more, q.sort, items.last()) {
+        (true, ReferralSort::UpdatedAt, Some(last)) => Some(Cursor {
+            order: q.order,
+            updated_at: last.updated_at,
+            id: last.id.clone(),
+        }),
+        _ => None,
+    };
+    Ok(ReferralPage {
+        items,
+        total,
+        next_cursor,
+    })
+}
+
+pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {REFERRAL_COLUMNS}, etag, payload FROM partner_center_referrals WHERE id = "
+    ));
+    qb.push_bind(id.to_owned());
+    qb.build_query_as().fetch_optional(pool).await
+}
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Company {
+    pub domain: String,
+    pub name: Option<String>,
+    pub referral_count: i32,
+    pub latest_status: Option<String>,
+    pub latest_referral_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CompanyQuery {
+    /// Only companies with at least one referral.
+    pub with_referrals: bool,
+    /// Case-insensitive substring of the domain or the name, taken literally.
+    pub text: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn push_company_filter(qb: &mut QueryBuilder<Postgres>, q: &CompanyQuery) {
+    qb.push(" WHERE true");
+    if q.with_referrals {
+        qb.push(" AND referral_count > 0");
+    }
+    if let Some(text) = &q.text {
+        let pattern = like_pattern(text);
+        qb.push(" AND (domain ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR name ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+}
+
+/// Companies with the most referrals first; returns the page and the total.
+pub async fn companies(
+    pool: &PgPool,
+    q: &CompanyQuery,
+) -> Result<(Vec<Company>, i64), sqlx::Error> {
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM companies");
+    push_company_filter(&mut count, q);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+
+    let mut list = QueryBuilder::<Postgres>::new(
+        "SELECT domain, name, referral_count, latest_status, latest_referral_at FROM companies",
+    );
+    push_company_filter(&mut list, q);
+    list.push(
+        " ORDER BY referral_count DESC, latest_referral_at DESC NULLS LAST, domain ASC LIMIT ",
+    )
+    .push_bind(q.limit)
+    .push(" OFFSET ")
+    .push_bind(q.offset);
+    let items = list.build_query_as().fetch_all(pool).await?;
+    Ok((items, total))
+}
+
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct SyncRun {
+    pub id: i64,
+    pub trigger: String,
+    pub mode: String,
+    pub status: String,
+    pub dry_run: bool,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Null until the run has both started and finished.
+    pub duration_seconds: Option<f64>,
+    pub pages: i32,
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+    pub marked_missing: i32,
+    pub parse_errors: i32,
+    pub error: Option<String>,
+}
+
+/// A referral the run could not parse into typed columns.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct SyncError {
+    pub id: i64,
+    pub referral_id: Option<String>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Newest runs first, optionally only those with one of `statuses`.
+pub async fn sync_runs(
+    pool: &PgPool,
+    statuses: &[String],
+    limit: i64,
+) -> Result<Vec<SyncRun>, sqlx::Error> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE true"));
+    if !statuses.is_empty() {
+        qb.push(" AND status = ANY(")
+            .push_bind(statuses.to_vec())
+            .push(")");
+    }
+    qb.push(" ORDER BY queued_at DESC, id DESC LIMIT ")
+        .push_bind(limit);
+    qb.build_query_as().fetch_all(pool).await
+}
+
+pub async fn sync_run(pool: &PgPool, id: i64) -> Result<Option<SyncRun>, sqlx::Error> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = "));
+    qb.push_bind(id);
+    qb.build_query_as().fetch_optional(pool).await
+}
+
+pub async fn sync_errors(pool: &PgPool, run_id: i64) -> Result<Vec<SyncError>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern(r"50%_off\"), r"%50\%\_off\\%");
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor {
+            order: SortOrder::Desc,
+            updated_at: Some(
+                DateTime::parse_from_rfc3339("2025-01-15T08:02:51.123456Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            id: "3c9a|x".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        let none = Cursor {
+            order: SortOrder::Asc,
+            updated_at: None,
+            id: "a".into(),
+        };
+        assert_eq!(Cursor::decode(&none.encode()), Some(none));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("v2|desc||a")), None);
+    }
+}

@@ -1,0 +1,258 @@
+//! Run history (`sync_runs`): one row per accepted trigger, counters updated as pages
+//! commit so the UI shows live progress.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+
+use super::StoreError;
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    #[default]
+    Manual,
+    Cli,
+    Startup,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Cli => "cli",
+            Trigger::Startup => "startup",
+        }
+    }
+}
+
+/// What the trigger asked for; the run decides between incremental and full for `Auto`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestedMode {
+    #[default]
+    Auto,
+    Full,
+}
+
+/// The pass a run actually made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Incremental,
+    Full,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Incremental => "incremental",
+            Mode::Full => "full",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A `sync_runs` row as the HTTP API and the UI show it.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub trigger: String,
+    pub mode: String,
+    pub status: String,
+    pub dry_run: bool,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub pages: i32,
+    pub fetched: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+    pub marked_missing: i32,
+    pub parse_errors: i32,
+    pub error: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<i32>,
+}
+
+const COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, pages, fetched, inserted, updated, \
+                       unchanged, marked_missing, parse_errors, error, host, pid";
+
+/// Counter increments from one committed batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub pages: i64,
+    pub fetched: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub marked_missing: i64,
+    pub parse_errors: i64,
+}
+
+/// What the HTTP trigger calls so it can answer with the run id before the run starts.
+pub async fn create_queued(
+    pool: &PgPool,
+    trigger: Trigger,
+    mode: RequestedMode,
+    dry_run: bool,
+) -> Result<i64, StoreError> {
+    let mode = match mode {
+        RequestedMode::Auto => "auto",
+        RequestedMode::Full => "full",
+    };
+    let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run) VALUES ($1, $2, 'queued', $3) RETURNING id")
+        .bind(trigger.as_str())
+        .bind(mode)
+        .bind(dry_run)
+        .fetch_one(pool)
+        .await?;
+    Ok(id)
+}
+
+/// Moves a queued row to `running`, recording this process; returns the start time
+/// (the database's clock), or `None` if the row is not queued (already run or closed).
+pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let started = sqlx::query_scalar(
+        "UPDATE sync_runs SET status = 'running', started_at = now(), host = $2, pid = $3
+         WHERE id = $1 AND status = 'queued' RETURNING started_at",
+    )
+    .bind(id)
+    .bind(hostname())
+    .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
+    .fetch_optional(pool)
+    .await?;
+    Ok(started)
+}
+
+pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET mode = $2 WHERE id = $1")
+        .bind(id)
+        .bind(mode.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Adds one batch's counts, inside the batch's transaction.
+pub async fn add_progress(
+    conn: &mut PgConnection,
+    id: i64,
+    p: &Progress,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
+             unchanged = unchanged + $6, marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(clamp(p.pages))
+    .bind(clamp(p.fetched))
+    .bind(clamp(p.inserted))
+    .bind(clamp(p.updated))
+    .bind(clamp(p.unchanged))
+    .bind(clamp(p.marked_missing))
+    .bind(clamp(p.parse_errors))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes a run with its final status.
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: i64,
+    status: RunStatus,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
+        .bind(id)
+        .bind(status.as_str())
+        .bind(error)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs left `running` by a process that died. Only the holder of the sync lock may
+/// call this: holding it proves no other process is running a sync right now.
+pub async fn close_stale(pool: &PgPool, closed_by: Option<i64>) -> Result<Vec<RunRow>, StoreError> {
+    let sql = format!(
+        "UPDATE sync_runs SET status = 'failed', finished_at = now(),
+             error = 'The process running this sync stopped before it finished (found by a later run holding the sync lock). Pages it committed are kept; the next run re-reads the rest.'
+         WHERE status = 'running' AND id IS DISTINCT FROM $1 RETURNING {COLUMNS}"
+    );
+    let rows = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+        .bind(closed_by)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+/// Newest first.
+pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM sync_runs ORDER BY id DESC LIMIT $1");
+    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+        .bind(limit.max(0))
+        .fetch_all(pool)
+        .await?)
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM sync_runs WHERE id = $1");
+    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The run in progress, else the oldest queued one.
+pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_runs WHERE status IN ('queued', 'running')
+         ORDER BY (status = 'running') DESC, id ASC LIMIT 1"
+    );
+    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(pool)
+        .await?)
+}
+
+fn clamp(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// For operators reading the history of an HA pair.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}

@@ -1,0 +1,50 @@
+//! The sync cursor: a single row, written in the same transaction as a run's last page.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::StoreError;
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct SyncState {
+    /// Server time at which the last completed run started.
+    pub watermark: Option<DateTime<Utc>>,
+    pub last_full_at: Option<DateTime<Utc>>,
+    pub incremental_filter_supported: bool,
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        Self {
+            watermark: None,
+            last_full_at: None,
+            incremental_filter_supported: true,
+        }
+    }
+}
+
+/// The stored cursor, or the state of a database that never completed a run.
+pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
+    let row = sqlx::query_as::<_, SyncState>(
+        "SELECT watermark, last_full_at, incremental_filter_supported FROM sync_state WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Written inside the transaction of the run's last page.
+pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sync_state (id, watermark, last_full_at, incremental_filter_supported, updated_at)
+         VALUES (1, $1, $2, $3, now())
+         ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, last_full_at = excluded.last_full_at,
+             incremental_filter_supported = excluded.incremental_filter_supported, updated_at = now()",
+    )
+    .bind(state.watermark)
+    .bind(state.last_full_at)
+    .bind(state.incremental_filter_supported)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! What a run reports (live progress, the final summary) and the CLI's entry point.
+
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{Mode, RequestedMode, RunRequest, RunStatus, SyncEngine, SyncError, Trigger};
+use crate::auth::TokenProvider;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store;
+
+/// Live counts, sent after each committed batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Progress {
+    pub run_id: Option<i64>,
+    pub mode: Option<Mode>,
+    pub pages: u64,
+    pub fetched: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub elapsed_secs: f64,
+}
+
+/// The outcome of a run, printed by the CLI (text or `--json`) and logged by the daemon.
+/// For a dry run the counts say what would have happened.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    pub run_id: Option<i64>,
+    pub trigger: Trigger,
+    pub mode: Option<Mode>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_secs: f64,
+    pub pages: u64,
+    pub fetched: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub marked_missing: u64,
+    pub parse_errors: u64,
+    pub retries: u32,
+    pub next_links_repaired: u32,
+    /// The cursor the next incremental run starts from (minus the overlap).
+    pub watermark: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample_inserted: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample_updated: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample_missing: Vec<String>,
+}
+
+impl RunSummary {
+    /// The feature flag is off: nothing was touched.
+    pub fn disabled(trigger: Trigger) -> Self {
+        let now = Utc::now();
+        Self {
+            run_id: None,
+            trigger,
+            mode: None,
+            status: RunStatus::Skipped,
+            dry_run: false,
+            started_at: now,
+            finished_at: now,
+            duration_secs: 0.0,
+            pages: 0,
+            fetched: 0,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            marked_missing: 0,
+            parse_errors: 0,
+            retries: 0,
+            next_links_repaired: 0,
+            watermark: None,
+            message: Some(
+                "The Partner Center integration is disabled (enabled = false / HUNTER_PARTNER_CENTER_ENABLED); nothing was synced.".into(),
+            ),
+            sample_inserted: Vec::new(),
+            sample_updated: Vec::new(),
+            sample_missing: Vec::new(),
+        }
+    }
+}
+
+fn samples(ids: &[String]) -> String {
+    if ids.is_empty() {
+        String::new()
+    } else {
+        format!(" (e.g. {})", ids.join(", "))
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.status == RunStatus::Skipped {
+            return f.write_str(self.message.as_deref().unwrap_or("Skipped."));
+        }
+        let mode = self.mode.map_or("unknown", Mode::as_str);
+        if self.dry_run {
+            writeln!(
+                f,
+                "Dry run ({mode} pass): {} pages, {} referrals fetched in {:.1}s.",
+                self.pages, self.fetched, self.duration_secs
+            )?;
+            writeln!(
+                f,
+                "Would insert {}{}.",
+                self.inserted,
+                samples(&self.sample_inserted)
+            )?;
+            writeln!(
+                f,
+                "Would update {}{}.",
+                self.updated,
+                samples(&self.sample_updated)
+            )?;
+            if self.mode == Some(Mode::Full) {
+                writeln!(
+                    f,
+                    "Would mark missing {}{}.",
+                    self.marked_missing,
+                    samples(&self.sample_missing)
+                )?;
+            }
+            writeln!(
+                f,
+                "Unchanged: {}. Unreadable fields: {}.",
+                self.unchanged, self.parse_errors
+            )?;
+            return f.write_str("Nothing was written.");
+        }
+        let rate = if self.duration_secs > 0.0 {
+            self.fetched as f64 / self.duration_secs
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "Sync run {} ({mode}, {}) {} in {:.1}s: {} pages, {} referrals fetched ({rate:.0}/s); {} inserted, {} updated, {} unchanged, {} marked missing, {} with unreadable fields, {} retries.",
+            self.run_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            self.trigger.as_str(),
+            self.status.as_str(),
+            self.duration_secs,
+            self.pages,
+            self.fetched,
+            self.inserted,
+            self.updated,
+            self.unchanged,
+            self.marked_missing,
+            self.parse_errors,
+            self.retries,
+        )
+    }
+}
+
+/// `partner-center-sync sync [--full] [--dry-run] [--since TS]`.
+#[derive(Clone, Debug, Default)]
+pub struct CliOptions {
+    pub full: bool,
+    pub dry_run: bool,
+    pub since: Option<DateTime<Utc>>,
+    /// Show pages, referrals and rate on stderr while running (the CLI passes true on a TTY).
+    pub show_progress: bool,
+}
+
+/// The CLI's `sync`: one run with trigger `cli`, Ctrl-C cancelling it cleanly. With the
+/// feature flag off it touches nothing (not even the database) and succeeds.
+pub async fn run_cli(config: Arc<Config>, opts: CliOptions) -> Result<RunSummary, SyncError> {
+    if !config.enabled {
+        tracing::info!(
+            event = "feature_flag_disabled",
+            "The Partner Center integration is disabled; not syncing."
+        );
+        return Ok(RunSummary::disabled(Trigger::Cli));
+    }
+    let pool = store::connect(config.require_database_url()?).await?;
+    store::migrate(&pool).await?;
+    let http = crate::outbound::http_client(&config).map_err(SyncError::Http)?;
+    let tokens = TokenProvider::new(&config, http)?;
+    let engine = SyncEngine::new(config, pool.clone(), tokens, Metrics::new())?;
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let (progress, printer) = if opts.show_progress && std::io::stderr().is_terminal() {
+        let (tx, rx) = watch::channel(Progress::default());
+        (Some(tx), Some(tokio::spawn(print_progress(rx))))
+    } else {
+        (None, None)
+    };
+    let request = RunRequest {
+        run_id: None,
+        trigger: Trigger::Cli,
+        mode: if opts.full {
+            RequestedMode::Full
+        } else {
+            RequestedMode::Auto
+        },
+        dry_run: opts.dry_run,
+        since: opts.since,
+        progress,
+    };
+    let result = engine.run(request, cancel).await;
+    ctrl_c.abort();
+    if let Some(p) = printer {
+        let _ = p.await;
+        eprintln!();
+    }
+    pool.close().await;
+    result
+}
+
+/// Rewrites one stderr line as batches commit; ends when the run drops its sender.
+async fn print_progress(mut rx: watch::Receiver<Progress>) {
+    while rx.changed().await.is_ok() {
+        let p = rx.borrow_and_update().clone();
+        let rate = if p.elapsed_secs > 0.0 {
+            p.fetched as f64 / p.elapsed_secs
+        } else {
+            0.0
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{} pages, {} referrals, {rate:.0}/s    ",
+            p.pages, p.fetched
+        );
+        let _ = err.flush();
+    }
+}
