@@ -223,7 +223,8 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, AuthError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| AuthError::Internal {
             message: format!("the token cache task failed: {e}"),

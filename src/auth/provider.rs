@@ -39,6 +39,8 @@ struct Memory {
     /// MSAL's `refresh_on`: past it, refresh early but keep the token as a fallback.
     refresh_on: Option<DateTime<Utc>>,
     state: AuthState,
+    /// Whether the current sign-in-required spell was logged at ERROR already.
+    sign_in_reported: bool,
     /// The access token the API last rejected: not handed out again, even from the file.
     rejected: Option<SecretString>,
     /// The refresh token the authority refused. It is not offered again, so a revoked
@@ -65,6 +67,7 @@ impl TokenProvider {
                     refresh_on: None,
                     state,
                     rejected: None,
+                    sign_in_reported: false,
                     refused: None,
                 }),
                 refresh: tokio::sync::Mutex::new(()),
@@ -128,16 +131,28 @@ impl TokenProvider {
         let rejected = self.memory().rejected.clone();
         let rejected = rejected.as_ref().map(|r| r.expose_secret());
         let result = self.acquire_uncached(rejected).await;
-        if let Err(e) = &result {
-            if let AuthError::SignInRequired { reason } = e {
-                let mut memory = self.memory();
-                memory.token = None;
-                memory.state = AuthState::SignInRequired {
-                    reason: reason.clone(),
+        match &result {
+            Ok(_) => self.memory().sign_in_reported = false,
+            Err(AuthError::SignInRequired { reason }) => {
+                let first = {
+                    let mut memory = self.memory();
+                    memory.token = None;
+                    memory.state = AuthState::SignInRequired {
+                        reason: reason.clone(),
+                    };
+                    !std::mem::replace(&mut memory.sign_in_reported, true)
                 };
+                if first {
+                    tracing::error!(event = "sign_in_required", reason = %reason,
+                        "Sign-in required: run `partner-center-sync login`; nothing can be synced until then.");
+                } else {
+                    tracing::debug!(event = "sign_in_required", reason = %reason, "Still waiting for a sign-in.");
+                }
             }
-            tracing::warn!(event = "token_acquisition_failed", error = %e, exit_class = e.exit_code(),
-                "Could not get an access token.");
+            Err(e) => {
+                tracing::warn!(event = "token_acquisition_failed", error = %e, exit_code = e.exit_code(),
+                "Could not get an access token.")
+            }
         }
         result
     }
@@ -354,25 +369,23 @@ impl TokenProvider {
 /// What the cache says at start-up, read without locking or setting anything aside:
 /// health can show the account before the first sync.
 fn initial_state(settings: &Settings) -> (Option<AccessToken>, AuthState) {
-    let cache = match settings.file.read() {
-        Ok(super::cache_file::Contents::Parsed(cache)) => cache,
-        Ok(super::cache_file::Contents::Missing) => {
-            return (
-                None,
-                AuthState::SignInRequired {
-                    reason: no_login_reason(settings),
-                },
-            );
-        }
-        _ => return (None, AuthState::Unknown),
-    };
-    let Ok(account) = settings.select_account(&cache) else {
-        return (
+    let signed_out = || {
+        (
             None,
             AuthState::SignInRequired {
                 reason: no_login_reason(settings),
             },
-        );
+        )
+    };
+    let cache = match settings.file.read() {
+        Ok(super::cache_file::Contents::Parsed(cache)) => cache,
+        Ok(super::cache_file::Contents::Missing) => return signed_out(),
+        _ => return (None, AuthState::Unknown),
+    };
+    let account = match settings.select_account(&cache) {
+        Ok(account) => account,
+        Err(e) if e.is_sign_in_required() => return signed_out(),
+        Err(_) => return (None, AuthState::Unknown),
     };
     let at = cache.access_token(&settings.scope, &account.home_account_id);
     let expires = at.as_ref().and_then(|a| unix_to_utc(a.expires_on));
