@@ -1026,3 +1026,82 @@ async fn a_confidential_client_sends_its_secret_and_trace_logs_hold_no_token() {
         "a device code leaked into the logs"
     );
 }
+
+#[tokio::test]
+async fn misconfiguration_names_the_key_even_when_reported_with_http_200() {
+    let s = setup(EmulatorConfig::default()).await;
+    let mut config = s.config.clone();
+    config.client_id = Some("00000000-0000-0000-0000-000000000000".into());
+    let err = auth::login(&config, false)
+        .await
+        .expect_err("unknown client");
+    assert!(
+        matches!(
+            err,
+            AuthError::Configuration {
+                key: "client_id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 78);
+    assert!(err.to_string().contains("700016"), "{err}");
+    assert_eq!(
+        s.emulator.stats().requests_with(PathKind::DeviceCode, 200),
+        1,
+        "the emulator answered this error with HTTP 200"
+    );
+
+    let mut config = s.config.clone();
+    config.tenant_id = Some("11111111-2222-3333-4444-555555555555".into());
+    let err = auth::login(&config, false)
+        .await
+        .expect_err("unknown tenant");
+    assert!(
+        matches!(
+            err,
+            AuthError::Configuration {
+                key: "tenant_id",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!s.cache.exists());
+}
+
+#[tokio::test]
+async fn an_unreachable_authority_is_transient_and_a_still_valid_token_is_kept() {
+    let s = setup(EmulatorConfig::default()).await;
+    let tokens = s.emulator.issue_tokens();
+    // A port nothing listens on: connection refused, a real network failure.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("http://{}", dead.local_addr().expect("addr"));
+    drop(dead);
+    let mut config = s.config.clone();
+    config.authority_url = url::Url::parse(&dead_url).expect("url");
+    config.retry_max_attempts = 2;
+    config.retry_max_delay = Duration::from_millis(200);
+    let s = Setup { config, ..s };
+
+    // Four minutes left: due for a refresh, which fails, so the token is kept for now.
+    write_private(&s.cache, &msal_fixture(&s, &tokens, now() + 240));
+    let p = provider(&s);
+    let token = p.access_token().await.expect("the still-valid token");
+    same(
+        token.secret(),
+        &tokens.access_token,
+        "kept while the authority is down",
+    );
+
+    // Expired: nothing to fall back on.
+    write_private(&s.cache, &msal_fixture(&s, &tokens, now() - 60));
+    let err = provider(&s).access_token().await.expect_err("unreachable");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(err.exit_code(), 75);
+    assert!(
+        matches!(provider(&s).state(), AuthState::SignedIn { .. }),
+        "a network failure is not a sign-out"
+    );
+}
