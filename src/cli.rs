@@ -1,7 +1,145 @@
-//! Command-line interface: parse, dispatch, and map errors to the documented exit codes.
+//! Command-line interface: parse, load config, dispatch, and map errors to the
+//! documented exit codes (README "Exit codes").
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigError, LoadOptions, Loaded};
+use crate::store;
+
+/// Exit codes, following sysexits.h where one fits.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A runtime failure: the message says what failed.
+    pub const FAILURE: u8 = 1;
+    /// Bad command-line usage (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Temporary: e.g. another sync holds the lock; retry later.
+    pub const TEMPFAIL: u8 = 75;
+    /// Sign-in required: run `partner-center-sync login`.
+    pub const SIGN_IN_REQUIRED: u8 = 77;
+    /// Configuration error: the message names the key and the fix.
+    pub const CONFIG: u8 = 78;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "partner-center-sync",
+    version,
+    about = "Keeps a PostgreSQL copy of Microsoft Partner Center referrals fresh."
+)]
+pub struct Cli {
+    /// TOML config file; without it /etc/partner-center-sync/config.toml is read if it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check or show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Apply database migrations (a no-op when the schema is current).
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate; exit 0, or 78 listing every problem.
+    Check,
+    /// Print each effective value and where it came from; secrets are redacted.
+    Show,
+}
+
+/// A failed command: its message and exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        Self {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self::new(exit::CONFIG, e)
+    }
+}
+
+impl From<store::StoreError> for Failure {
+    fn from(e: store::StoreError) -> Self {
+        Self::new(exit::FAILURE, e)
+    }
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let loaded = match config::load(&LoadOptions::from_process(cli.config.clone())) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(dispatch(cli, loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, loaded: Loaded) -> Result<(), Failure> {
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            // Commands that talk to the database need it; `check` validates for the daemon.
+            loaded.config.require_database_url()?;
+            println!(
+                "Configuration is valid (file: {}).",
+                config::describe_file(loaded.file.as_deref())
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show) => {
+            println!("# file: {}", config::describe_file(loaded.file.as_deref()));
+            for (key, value) in loaded.config.display_values() {
+                let source = loaded
+                    .sources
+                    .get(key)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                println!("{key} = {value}  # {source}");
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let pool = store::connect(loaded.config.require_database_url()?).await?;
+            let applied = store::migrate(&pool).await?;
+            println!("Applied {applied} migration(s); the schema is current.");
+            Ok(())
+        }
+    }
 }

@@ -1,0 +1,1 @@
+//! Fault injection, one kind at a time.

@@ -1,0 +1,6 @@
+//! Black-box tests of the emulator with a plain HTTP client (no daemon code), one binary.
+
+mod faults;
+mod helpers;
+mod identity;
+mod referrals;
