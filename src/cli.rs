@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadOptions, Loaded};
-use crate::store;
+use crate::{auth, store};
 
 /// Exit codes, following sysexits.h where one fits.
 pub mod exit {
@@ -45,6 +45,14 @@ pub enum Command {
     Config(ConfigCommand),
     /// Apply database migrations (a no-op when the schema is current).
     Migrate,
+    /// Sign in once with the device code flow; the daemon then refreshes silently.
+    Login {
+        /// Sign in again even when the saved login still works.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove this client's login from the token cache; other apps' entries stay.
+    Logout,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +82,12 @@ impl Failure {
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Self::new(exit::CONFIG, e)
+    }
+}
+
+impl From<auth::AuthError> for Failure {
+    fn from(e: auth::AuthError) -> Self {
+        Self::new(e.exit_code(), e)
     }
 }
 
@@ -139,6 +153,15 @@ async fn dispatch(cli: Cli, loaded: Loaded) -> Result<(), Failure> {
             let pool = store::connect(loaded.config.require_database_url()?).await?;
             let applied = store::migrate(&pool).await?;
             println!("Applied {applied} migration(s); the schema is current.");
+            Ok(())
+        }
+        Command::Login { force } => {
+            // Microsoft's instructions go to stderr from `login`; the result to stdout.
+            println!("{}", auth::login(&loaded.config, force).await?);
+            Ok(())
+        }
+        Command::Logout => {
+            println!("{}", auth::logout(&loaded.config)?);
             Ok(())
         }
     }

@@ -1,4 +1,7 @@
-//! Sign-in, the MSAL token cache and silent refresh, against the emulator over real HTTP.
+//! Sign-in, the MSAL token cache and silent refresh, against the emulator over real HTTP;
+//! `login` and `logout` also as the real binary.
+
+mod support;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -1103,5 +1106,143 @@ async fn an_unreachable_authority_is_transient_and_a_still_valid_token_is_kept()
     assert!(
         matches!(provider(&s).state(), AuthState::SignedIn { .. }),
         "a network failure is not a sign-out"
+    );
+}
+
+/// The real binary's `login`, configured through the environment for this emulator.
+fn spawn_cli(s: &Setup, args: &[&str], log_level: &str) -> std::process::Child {
+    let mut c = support::command();
+    c.args(args)
+        .env(
+            "HUNTER_PARTNER_CENTER_CLIENT_ID",
+            s.config.client_id.as_deref().expect("client id"),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_TENANT_ID",
+            s.config.tenant_id.as_deref().expect("tenant"),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_AUTHORITY_URL",
+            s.config.authority_url.as_str(),
+        )
+        .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &s.cache)
+        .env("RUST_LOG", log_level)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c.spawn().expect("binary starts")
+}
+
+async fn finish(child: std::process::Child) -> std::process::Output {
+    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the binary finishes")
+        .expect("joins")
+        .expect("output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn cli_login_shows_the_code_saves_the_login_and_logs_no_token_at_trace() {
+    let s = setup(EmulatorConfig::default()).await;
+    let child = spawn_cli(&s, &["login"], "trace");
+    decide(&s.emulator, true).await;
+    let out = finish(child).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("Signed in as {USERNAME}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&s.emulator.tenant_id()), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{}/devicelogin", s.emulator.base_url()))
+            && stderr.contains("enter the code"),
+        "Microsoft's message is shown on stderr"
+    );
+    assert!(
+        stderr.contains("TRACE") || stderr.contains("\"level\":\"TRACE\""),
+        "TRACE logs were on"
+    );
+    assert_eq!(mode(&s.cache), 0o600);
+
+    let cache = read_json(&s.cache);
+    for section in ["AccessToken", "IdToken", "RefreshToken"] {
+        for entry in cache[section].as_object().expect("section").values() {
+            let secret = entry["secret"].as_str().expect("secret");
+            assert!(
+                !stderr.contains(secret) && !stdout.contains(secret),
+                "a {section} leaked into the output"
+            );
+        }
+    }
+    assert!(
+        !stderr.contains("DAQABIQEAAAD"),
+        "the device code leaked into the logs"
+    );
+
+    let out = finish(spawn_cli(&s, &["logout"], "info")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("Signed out {USERNAME}")),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(auth::status(&s.config).expect("status").sign_in_required);
+}
+
+#[tokio::test]
+async fn cli_login_exits_nonzero_on_decline_130_on_ctrl_c_and_78_on_a_bad_client_id() {
+    let s = setup(EmulatorConfig::default()).await;
+    let child = spawn_cli(&s, &["login"], "info");
+    decide(&s.emulator, false).await;
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Sign-in was declined"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let child = spawn_cli(&s, &["login"], "info");
+    for _ in 0..400 {
+        if !s.emulator.pending_user_codes().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !s.emulator.pending_user_codes().is_empty(),
+        "login is polling"
+    );
+    // SAFETY: kill(2) on the pid of our own child; no memory is involved.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0);
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cancelled"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!s.cache.exists(), "nothing saved");
+
+    let bad_client = Setup {
+        config: Config {
+            client_id: Some("00000000-0000-0000-0000-000000000000".into()),
+            ..s.config.clone()
+        },
+        ..s
+    };
+    let out = finish(spawn_cli(&bad_client, &["login"], "info")).await;
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("check `client_id`"),
+        "{}",
+        text(&out.stderr)
     );
 }

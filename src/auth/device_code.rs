@@ -104,7 +104,14 @@ async fn existing_login(
     settings: &Settings,
     http: reqwest::Client,
 ) -> Result<Option<LoginOutcome>, AuthError> {
-    let provider = TokenProvider::new(config, http)?;
+    let file = settings.file.clone();
+    let Ok(Some(cache)) = blocking(move || file.load()).await else {
+        return Ok(None);
+    };
+    if settings.select_account(&cache).is_err() {
+        return Ok(None);
+    }
+    let provider = TokenProvider::new(config, http)?.quiet();
     match provider.access_token().await {
         Ok(token) => {
             let file = settings.file.clone();
@@ -124,7 +131,10 @@ async fn existing_login(
                 already_signed_in: true,
             }))
         }
-        Err(e) if e.is_sign_in_required() => Ok(None),
+        Err(e) if e.is_sign_in_required() => {
+            tracing::info!(event = "saved_login_unusable", reason = %e, "The saved login no longer works; starting a new sign-in.");
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

@@ -75,6 +75,12 @@ impl TokenProvider {
         })
     }
 
+    /// For `login`, which reports an unusable saved login itself and then replaces it.
+    pub(crate) fn quiet(self) -> Self {
+        self.memory().sign_in_reported = true;
+        self
+    }
+
     /// A token valid for more than 5 minutes, refreshing (once, shared) when needed.
     pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
         if let Some(token) = self.fresh_in_memory() {
