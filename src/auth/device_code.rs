@@ -66,13 +66,15 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
     let http = crate::outbound::http_client(config).map_err(|e| AuthError::Internal {
         message: format!("the HTTP client cannot be built: {e}"),
     })?;
-    if !force {
-        if let Some(outcome) = existing_login(config, &settings, http.clone()).await? {
-            return Ok(outcome);
-        }
-    }
-    let authority = Authority::new(config, http)?;
+    let authority = Authority::new(config, http.clone())?;
+    // Ctrl-C ends everything up to the save; the save itself is not interrupted, so
+    // "nothing was saved" stays true.
     let flow = async {
+        if !force {
+            if let Some(outcome) = existing_login(config, &settings, http).await? {
+                return Ok(Step::AlreadySignedIn(outcome));
+            }
+        }
         let code = authority
             .start_device_code()
             .await
@@ -86,16 +88,24 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
             "Waiting for the operator to sign in in a browser."
         );
         eprintln!("{}", code.message);
-        poll(&authority, &code).await
+        poll(&authority, &code).await.map(Step::SignedIn)
     };
-    let response = tokio::select! {
+    let step = tokio::select! {
         r = flow => r?,
         _ = tokio::signal::ctrl_c() => {
             tracing::info!(event = "login_cancelled", "Sign-in cancelled by the operator.");
             return Err(AuthError::LoginCancelled);
         }
     };
-    save_sign_in(settings, &authority, response).await
+    match step {
+        Step::AlreadySignedIn(outcome) => Ok(outcome),
+        Step::SignedIn(response) => save_sign_in(settings, &authority, response).await,
+    }
+}
+
+enum Step {
+    AlreadySignedIn(LoginOutcome),
+    SignedIn(TokenResponse),
 }
 
 /// A login that works now (a token comes out of it), or `None` when one is needed.
