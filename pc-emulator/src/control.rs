@@ -3,7 +3,7 @@
 //!
 //! | Method and path | Effect |
 //! |---|---|
-//! | `GET /_emulator/` | URLs, tenant id and client id |
+//! | `GET /_emulator` | URLs, tenant id and client id |
 //! | `GET /_emulator/pending` | pending user codes |
 //! | `POST /_emulator/approve?user_code=X` (or `?all=1`), `POST /_emulator/decline?user_code=X` | decide a device code |
 //! | `POST /_emulator/mutate?op=update\|add\|close\|hide\|unhide&count=K` | change referrals; returns their ids |
@@ -29,6 +29,7 @@ use crate::timefmt;
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/_emulator", get(index))
         .route("/_emulator/", get(index))
         .route("/_emulator/pending", get(pending))
         .route("/_emulator/approve", post(approve))

@@ -195,6 +195,8 @@ enum Mail {
 
 struct Customer {
     name: String,
+    /// The brand alone, as referral titles use it ("Contoso - ...").
+    short: &'static str,
     country: &'static Country,
     mail: Mail,
 }
@@ -219,6 +221,7 @@ impl Customer {
         };
         Customer {
             name,
+            short: PREFIXES[brand.prefix].0,
             country: brand.country,
             mail,
         }
@@ -273,13 +276,7 @@ pub(crate) fn generate(ctx: &Context, index: u64, origin: Origin) -> (Keys, Stri
 
     let first_contact = rng.random_range(0..FIRST_NAMES.len());
     let (project, project_notes) = pick(&mut rng, PROJECTS);
-    let short_name = customer
-        .name
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let name = format!("{short_name} - {project}");
+    let name = format!("{} - {project}", customer.short);
     let country = customer.country;
 
     let customer_team = customer_team(&mut rng, &customer, first_contact);
