@@ -51,6 +51,11 @@ impl CacheFile {
     pub fn check_permissions(&self) -> Result<(), AuthError> {
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
+                if !meta.is_file() {
+                    return Err(
+                        self.error("is not a regular file; point `token_cache` at a file path")
+                    );
+                }
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     return Err(self.error(format!(
@@ -58,11 +63,6 @@ impl CacheFile {
                          run `chmod 600 {}`, and sign in again with `partner-center-sync login --force` if others may have read it",
                         self.path.display()
                     )));
-                }
-                if !meta.is_file() {
-                    return Err(
-                        self.error("is not a regular file; point `token_cache` at a file path")
-                    );
                 }
                 Ok(())
             }
