@@ -121,11 +121,7 @@ async fn polling_faster_than_interval_gets_slow_down() {
 
 #[tokio::test]
 async fn declined_expired_and_unknown_codes_fail_as_entra_does() {
-    let emu = start(EmulatorConfig {
-        device_code_lifetime: Duration::from_millis(300),
-        ..config()
-    })
-    .await;
+    let emu = start(config()).await;
     let client = client();
     let declined = start_device_flow(&client, &emu).await;
     assert!(emu.decline(declined["user_code"].as_str().expect("user_code")));
@@ -137,11 +133,25 @@ async fn declined_expired_and_unknown_codes_fail_as_entra_does() {
     .await;
     assert_eq!(aad_error(&body).0, "authorization_declined");
 
-    let expiring = start_device_flow(&client, &emu).await;
+    let (status, body) = poll(&client, &emu, "DAQABnot-a-real-code").await;
+    assert_eq!(
+        (status, aad_error(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            ("bad_verification_code".into(), Some(70018))
+        )
+    );
+
+    let short = start(EmulatorConfig {
+        device_code_lifetime: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let expiring = start_device_flow(&client, &short).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = poll(
         &client,
-        &emu,
+        &short,
         expiring["device_code"].as_str().expect("code"),
     )
     .await;
@@ -153,17 +163,8 @@ async fn declined_expired_and_unknown_codes_fail_as_entra_does() {
         )
     );
     assert!(
-        !emu.approve(expiring["user_code"].as_str().expect("user_code")),
+        !short.approve(expiring["user_code"].as_str().expect("user_code")),
         "expired codes cannot be approved"
-    );
-
-    let (status, body) = poll(&client, &emu, "DAQABnot-a-real-code").await;
-    assert_eq!(
-        (status, aad_error(&body)),
-        (
-            StatusCode::BAD_REQUEST,
-            ("bad_verification_code".into(), Some(70018))
-        )
     );
 }
 
