@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadOptions, Loaded};
 use crate::daemon::{Daemon, DaemonError};
-use crate::store;
 use crate::telemetry::LogHandle;
+use crate::{auth, store};
 
 /// Exit codes, following sysexits.h where one fits.
 pub mod exit {
@@ -48,6 +48,14 @@ pub enum Command {
     Config(ConfigCommand),
     /// Apply database migrations (a no-op when the schema is current).
     Migrate,
+    /// Sign in once with the device code flow; the daemon then refreshes silently.
+    Login {
+        /// Sign in again even when the saved login still works.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove this client's login from the token cache; other apps' entries stay.
+    Logout,
     /// Run one sync now and print its summary.
     Sync(SyncArgs),
     /// Run the daemon: scheduler, sync worker, HTTP API and UI (what systemd starts).
@@ -106,6 +114,12 @@ impl Failure {
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Self {
         Self::new(exit::CONFIG, e)
+    }
+}
+
+impl From<auth::AuthError> for Failure {
+    fn from(e: auth::AuthError) -> Self {
+        Self::new(e.exit_code(), e)
     }
 }
 
@@ -177,6 +191,15 @@ async fn dispatch(
             let pool = store::connect(loaded.config.require_database_url()?).await?;
             let applied = store::migrate(&pool).await?;
             println!("Applied {applied} migration(s); the schema is current.");
+            Ok(())
+        }
+        Command::Login { force } => {
+            // Microsoft's instructions go to stderr from `login`; the result to stdout.
+            println!("{}", auth::login(&loaded.config, force).await?);
+            Ok(())
+        }
+        Command::Logout => {
+            println!("{}", auth::logout(&loaded.config)?);
             Ok(())
         }
         Command::Sync(args) => {

@@ -76,7 +76,8 @@ struct Shared {
     pool: PgPool,
     metrics: Metrics,
     config: watch::Sender<Arc<Config>>,
-    tokens: RwLock<TokenProvider>,
+    /// `None` while the integration is disabled and sign-in is not configured.
+    tokens: RwLock<Option<TokenProvider>>,
     /// The one-slot channel: a full slot means a run is already pending.
     trigger_tx: mpsc::Sender<Trigger>,
     runs: tokio::sync::Mutex<RunSlots>,
@@ -109,7 +110,7 @@ impl DaemonHandle {
         if !s.config.borrow().enabled {
             return Err(TriggerError::Disabled);
         }
-        if let AuthState::SignInRequired { reason } = self.tokens().state() {
+        if let Some(AuthState::SignInRequired { reason }) = self.tokens().map(|t| t.state()) {
             return Err(TriggerError::SignInRequired(format!(
                 "Sign-in required: run `partner-center-sync login` ({reason})."
             )));
@@ -140,12 +141,17 @@ impl DaemonHandle {
         Ok(TriggerOutcome::Queued(id))
     }
 
-    pub fn tokens(&self) -> TokenProvider {
+    pub fn tokens(&self) -> Option<TokenProvider> {
         self.shared
             .tokens
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// What health and metrics show; `Unknown` until sign-in is configured.
+    pub fn auth_state(&self) -> AuthState {
+        self.tokens().map_or(AuthState::Unknown, |t| t.state())
     }
 
     pub fn next_run_at(&self) -> Option<DateTime<Utc>> {
@@ -196,10 +202,11 @@ impl Daemon {
                     addr: config.listen,
                     source,
                 })?;
-        let http = crate::outbound::http_client(&config).map_err(|e| AuthError::Transient {
-            message: e.to_string(),
-        })?;
-        let tokens = TokenProvider::new(&config, http)?;
+        let tokens = match build_tokens(&config) {
+            Ok(tokens) => Some(tokens),
+            Err(e) if config.enabled => return Err(e.into()),
+            Err(_) => None,
+        };
         let (trigger_tx, trigger_rx) = mpsc::channel(1);
         let (config_tx, _) = watch::channel(Arc::new(config));
         let shared = Arc::new(Shared {
@@ -394,18 +401,24 @@ async fn worker(
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let result =
-            match SyncEngine::new(config, shared.pool.clone(), tokens, shared.metrics.clone()) {
-                Ok(engine) => {
-                    let request = RunRequest {
-                        run_id: Some(run_id),
-                        trigger,
-                        ..RunRequest::default()
-                    };
-                    engine.run(request, stop.child_token()).await
-                }
-                Err(e) => Err(e),
-            };
+        let engine = match tokens {
+            Some(tokens) => Ok(tokens),
+            None => build_tokens(&config).map_err(SyncError::from),
+        }
+        .and_then(|tokens| {
+            SyncEngine::new(config, shared.pool.clone(), tokens, shared.metrics.clone())
+        });
+        let result = match engine {
+            Ok(engine) => {
+                let request = RunRequest {
+                    run_id: Some(run_id),
+                    trigger,
+                    ..RunRequest::default()
+                };
+                engine.run(request, stop.child_token()).await
+            }
+            Err(e) => Err(e),
+        };
         shared.runs.lock().await.running = None;
         update_auth_metrics(&shared, &result);
         let status = match &result {
@@ -525,14 +538,15 @@ async fn apply(
         "http_connect_timeout",
         "http_timeout",
     ];
-    if applied.iter().any(|k| AUTH_KEYS.contains(k)) {
-        match crate::outbound::http_client(&new)
-            .map_err(|e| AuthError::Transient {
-                message: e.to_string(),
-            })
-            .and_then(|http| TokenProvider::new(&new, http))
-        {
-            Ok(tokens) => *shared.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens,
+    let missing = shared
+        .tokens
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_none();
+    if missing || applied.iter().any(|k| AUTH_KEYS.contains(k)) {
+        match build_tokens(&new) {
+            Ok(tokens) => *shared.tokens.write().unwrap_or_else(|p| p.into_inner()) = Some(tokens),
+            Err(_) if !new.enabled => {}
             Err(e) => {
                 tracing::warn!(event = "auth_reload_failed", error = %e, "Could not rebuild sign-in with the new settings; keeping the old ones.")
             }
@@ -562,6 +576,13 @@ async fn apply(
     };
     tracing::info!(event = "config_reloaded", changed = ?applied, "Configuration reloaded.");
     scheduler
+}
+
+fn build_tokens(config: &Config) -> Result<TokenProvider, AuthError> {
+    let http = crate::outbound::http_client(config).map_err(|e| AuthError::Transient {
+        message: e.to_string(),
+    })?;
+    TokenProvider::new(config, http)
 }
 
 /// Runs a previous process of this host left `queued` will never start: close them.
