@@ -20,58 +20,7 @@ use partner_center_sync::metrics::Metrics;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-/// Stand-in for the shared harness until tests/support lands: a uniquely named, migrated
-/// database on the local server, dropped when the test ends.
-mod support {
-    use sqlx::PgPool;
-
-    const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-    pub struct TestDb {
-        pub pool: PgPool,
-        name: String,
-    }
-
-    impl TestDb {
-        pub async fn new() -> Self {
-            let admin = PgPool::connect(ADMIN_URL)
-                .await
-                .expect("local PostgreSQL on 127.0.0.1:5432");
-            let name = format!("pcs_browser_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await
-                .expect("create database");
-            let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-                .await
-                .expect("connect");
-            partner_center_sync::store::migrate(&pool)
-                .await
-                .expect("migrate");
-            Self { pool, name }
-        }
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            let name = self.name.clone();
-            // Drop runs inside the test's runtime, which cannot block; a thread with its own runtime can.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
+mod support;
 
 use support::TestDb;
 

@@ -699,7 +699,8 @@
     if (h.database && h.database.reachable === false) return { state: 'unreachable', text: 'Database unreachable', detail: 'The daemon cannot reach PostgreSQL; see its log.', tone: 'bad' };
     if (!h.partner_center_enabled) return { state: 'disabled', text: 'Sync disabled', detail: null };
     if (h.auth && h.auth.state === 'sign_in_required') {
-      return { state: 'sign_in_required', text: 'Sign-in required', detail: h.auth.message || 'Run `partner-center-sync login` on the server.', tone: 'warn' };
+      // The explanation shows as the Sync now hint, below.
+      return { state: 'sign_in_required', text: 'Sign-in required', detail: null };
     }
     const last = h.last_run;
     if (!last) return { state: 'idle', text: 'Not synced yet', detail: null };
@@ -729,7 +730,7 @@
     const active = d.state === 'running' || d.state === 'queued';
     let reason = '';
     if (h && !h.partner_center_enabled) reason = 'Sync is turned off (HUNTER_PARTNER_CENTER_ENABLED=false); enable it and reload the daemon.';
-    else if (h && h.auth && h.auth.state === 'sign_in_required') reason = 'Sign-in required: run `partner-center-sync login` on the server.';
+    else if (h && h.auth && h.auth.state === 'sign_in_required') reason = h.auth.message || 'Sign-in required: run `partner-center-sync login` on the server.';
     button.disabled = Boolean(reason) || active || status.triggering;
     button.classList.toggle('busy', active || status.triggering);
     button.querySelector('.label').textContent = active ? 'Syncing…' : 'Sync now';
