@@ -1,16 +1,28 @@
 //! The `pc-emulator` binary: prints its URLs, obeys the control endpoints, stops on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::client;
 
+/// Kills the child if the test fails before it stops, so no emulator outlives the test.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[tokio::test]
 async fn binary_prints_urls_serves_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pc-emulator"))
+    let child = Command::new(env!("CARGO_BIN_EXE_pc-emulator"))
         .args([
             "--referrals",
             "50",
@@ -23,7 +35,8 @@ async fn binary_prints_urls_serves_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = Reap(child);
+    let stdout = child.0.stdout.take().expect("stdout");
     let lines: Vec<(String, String)> = BufReader::new(stdout)
         .lines()
         .take(6)
@@ -72,17 +85,18 @@ async fn binary_prints_urls_serves_and_stops_on_sigterm() {
         .expect("JSON");
     assert_eq!(page["@odata.count"], 50);
 
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
+        Command::new("sh")
+            // The shell's builtin `kill`, so no procps package is needed.
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .expect("kill runs")
             .success()
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.0.try_wait().expect("wait") {
             assert!(status.success(), "{status}");
             break;
         }

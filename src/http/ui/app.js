@@ -105,7 +105,9 @@
     return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
   }
 
-  const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+  /** Counts from the server, tolerating a missing field rather than breaking the page. */
+  const num = (n) => (Number(n) || 0).toLocaleString();
+  const plural = (n, one, many) => `${num(n)} ${Number(n) === 1 ? one : many}`;
 
   // ---------------------------------------------------------------- toasts
 
@@ -608,7 +610,7 @@
       $('companies-body').replaceChildren(...body.items.map((c) => el('tr', { 'data-testid': 'company-row', 'data-domain': c.domain },
         el('td', { 'data-label': 'Domain' }, el('button', { type: 'button', class: 'link', 'data-testid': 'company-open', title: `Show referrals of ${c.domain}`, onclick: () => filterDomain(c.domain) }, c.domain)),
         el('td', { 'data-label': 'Name' }, c.name || '—'),
-        el('td', { 'data-label': 'Referrals', class: 'num' }, c.referral_count.toLocaleString()),
+        el('td', { 'data-label': 'Referrals', class: 'num' }, num(c.referral_count)),
         el('td', { 'data-label': 'Latest status' }, statusBadge(c.latest_status) || '—'),
         el('td', { 'data-label': 'Latest referral', class: 'nowrap' }, timeEl(c.latest_referral_at)))));
       showEmpty('companies-empty', body.total === 0 ? (view.co.q ? 'No companies match.' : 'No companies yet; they appear as referrals are synced.') : '');
@@ -647,7 +649,7 @@
 
   function counts(run) {
     const parts = [['fetched', run.fetched], ['new', run.inserted], ['updated', run.updated], ['unchanged', run.unchanged], ['missing', run.marked_missing], ['parse errors', run.parse_errors]];
-    return el('span', { class: 'counts' }, parts.filter(([label, n]) => n > 0 || label === 'fetched').map(([label, n]) => el('span', {}, el('b', {}, n.toLocaleString()), ` ${label}`)));
+    return el('span', { class: 'counts' }, parts.filter(([label, n]) => n > 0 || label === 'fetched').map(([label, n]) => el('span', {}, el('b', {}, num(n)), ` ${label}`)));
   }
 
   async function loadRuns() {
@@ -692,7 +694,7 @@
     if (!h) return { state: 'unreachable', text: 'Daemon unreachable', detail: 'The status endpoint did not answer; retrying.', tone: 'bad' };
     const run = h.current_run;
     if (run && run.status === 'running') {
-      const live = [plural(run.pages, 'page', 'pages'), `${run.fetched.toLocaleString()} fetched`, `${run.inserted.toLocaleString()} new`, `${run.updated.toLocaleString()} updated`];
+      const live = [plural(run.pages, 'page', 'pages'), `${num(run.fetched)} fetched`, `${num(run.inserted)} new`, `${num(run.updated)} updated`];
       return { state: 'running', text: `Syncing · ${live.join(' · ')}`, detail: `Run #${run.id} (${run.trigger}, ${run.mode}) started ${relative(run.started_at || run.queued_at)}.` };
     }
     if (run) return { state: 'queued', text: 'Sync queued', detail: `Run #${run.id} will start shortly.` };
@@ -705,7 +707,7 @@
     const last = h.last_run;
     if (!last) return { state: 'idle', text: 'Not synced yet', detail: null };
     if (last.status === 'succeeded') {
-      return { state: 'succeeded', text: 'Up to date', detail: `Last run #${last.id}: ${last.fetched.toLocaleString()} fetched, ${last.inserted.toLocaleString()} new, ${last.updated.toLocaleString()} updated.` };
+      return { state: 'succeeded', text: 'Up to date', detail: `Last run #${last.id}: ${num(last.fetched)} fetched, ${num(last.inserted)} new, ${num(last.updated)} updated.` };
     }
     if (last.status === 'failed') return { state: 'failed', text: 'Last sync failed', detail: last.error || `Run #${last.id} failed.`, tone: 'bad' };
     if (last.status === 'cancelled') return { state: 'cancelled', text: 'Last sync cancelled', detail: last.error || `Run #${last.id} was cancelled.`, tone: 'warn' };
@@ -741,7 +743,7 @@
   }
 
   function runMessage(run) {
-    return `Run #${run.id}: ${plural(run.inserted, 'referral', 'referrals')} inserted, ${run.updated.toLocaleString()} updated, ${run.unchanged.toLocaleString()} unchanged.`;
+    return `Run #${run.id}: ${plural(run.inserted, 'referral', 'referrals')} inserted, ${num(run.updated)} updated, ${num(run.unchanged)} unchanged.`;
   }
 
   /** Announces each watched run once when it ends, then refreshes what it changed. */
@@ -781,13 +783,16 @@
       h = null;
     }
     status.health = h;
-    if (h && h.current_run) status.watched.add(h.current_run.id);
-    renderStatus(h);
-    if (h) {
-      await announceFinished(h);
-      if (h.current_run && view.tab === 'runs') loadRuns();
+    try {
+      if (h && h.current_run) status.watched.add(h.current_run.id);
+      renderStatus(h);
+      if (h) {
+        await announceFinished(h);
+        if (h.current_run && view.tab === 'runs') loadRuns();
+      }
+    } finally {
+      schedulePoll();
     }
-    schedulePoll();
   }
 
   function schedulePoll() {
