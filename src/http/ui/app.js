@@ -96,6 +96,16 @@
     return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(n) + (currency ? ` ${currency}` : '');
   }
 
+  /** Partner Center's company sizes (`51to250employees`, `Morethan20000employees`) in words. */
+  function companySize(size) {
+    if (!size) return null;
+    const range = /^(\d+)to(\d+)employees$/i.exec(size);
+    if (range) return `${Number(range[1]).toLocaleString()}–${Number(range[2]).toLocaleString()} employees`;
+    const more = /^morethan(\d+)employees$/i.exec(size);
+    if (more) return `More than ${Number(more[1]).toLocaleString()} employees`;
+    return size;
+  }
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return '—';
     if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
@@ -113,7 +123,7 @@
 
   function toast(kind, title, message) {
     const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status', 'data-testid': 'toast', 'data-kind': kind },
-      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small' }, message) : null),
+      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small', title: message }, message) : null),
       el('button', { type: 'button', 'aria-label': 'Dismiss', onclick: () => node.remove() }, '×'));
     $('toasts').append(node);
     setTimeout(() => node.remove(), kind === 'error' ? 15000 : 8000);
@@ -522,7 +532,7 @@
         ['Name', r.customer_name || customer.name],
         ['Domain', r.customer_domain ? el('button', { type: 'button', class: 'link', onclick: () => { $('detail').close(); filterDomain(r.customer_domain); } }, r.customer_domain) : null],
         ['Location', [address.city, address.state, r.customer_country || address.country].filter(Boolean).join(', ')],
-        ['Size', customer.size],
+        ['Size', companySize(customer.size)],
       ]),
       el('h3', {}, 'Customer contacts'),
       people(r.customer_team, 'No customer contacts.', 'customer-team'),
@@ -721,6 +731,8 @@
     indicator.querySelector('.status-text').textContent = d.text;
     const detail = $('status-detail');
     detail.textContent = d.detail || '';
+    // Long errors are clamped to three lines; the whole text is on hover and in the Runs tab.
+    detail.title = d.detail || '';
     detail.hidden = !d.detail;
     detail.className = `status-detail small${d.tone ? ` ${d.tone}` : ''}`;
     $('version').textContent = h && h.version ? `partner-center-sync ${h.version}` : '';
