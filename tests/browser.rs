@@ -325,6 +325,24 @@ async fn filtering_by_status_changes_the_rows_and_the_url_keeps_it() {
     assert_eq!(url.query(), Some("status=Closed"));
     b.screenshot("closed").await;
 
+    // Sorting is done by the server and kept in the URL too.
+    b.client
+        .find(Locator::Css("th[data-sort=deal_value] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for(
+        "rows sorted by deal value, largest first",
+        &format!(
+            "location.search === '?status=Closed&sort=deal_value&order=desc' \
+             && document.querySelector('th[data-sort=deal_value]').getAttribute('aria-sort') === 'descending' \
+             && {ROWS}[0].dataset.id === 'ref-023'"
+        ),
+    )
+    .await;
+
     // The URL is the shareable view: a fresh load restores the filter.
     b.client
         .goto(&format!("{}/?status=Closed&substatus=Won", site.base))
@@ -362,7 +380,8 @@ async fn detail_view_shows_key_fields_and_the_raw_json() {
         0,
         "markup in a name is never interpreted"
     );
-    first.click().await.unwrap();
+    // Keyboard: the name is a button, so Enter opens the panel.
+    first.send_keys("\u{e007}").await.unwrap();
     b.wait_for(
         "the detail panel opens with the name",
         &format!(
