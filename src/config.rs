@@ -154,7 +154,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (from {}): {}; {}", self.key, self.source, self.message, self.fix)
+        write!(
+            f,
+            "{} (from {}): {}; {}",
+            self.key, self.source, self.message, self.fix
+        )
     }
 }
 
@@ -199,39 +203,174 @@ struct KeySpec {
 }
 
 const fn spec(key: &'static str, env: &'static str, kind: Kind, doc: &'static str) -> KeySpec {
-    KeySpec { key, env, kind, doc }
+    KeySpec {
+        key,
+        env,
+        kind,
+        doc,
+    }
 }
 
 /// Every key, its environment variable and type; the single list `config show`,
 /// unknown-key detection and the README's reference table are checked against.
 const KEYS: &[KeySpec] = &[
-    spec("enabled", "HUNTER_PARTNER_CENTER_ENABLED", Kind::Bool, "feature flag"),
-    spec("client_id", "HUNTER_PARTNER_CENTER_CLIENT_ID", Kind::Str, "Entra app (client) id"),
-    spec("client_secret", "HUNTER_PARTNER_CENTER_CLIENT_SECRET", Kind::Secret, "client secret"),
-    spec("tenant_id", "HUNTER_PARTNER_CENTER_TENANT_ID", Kind::Str, "partner tenant"),
-    spec("account", "HUNTER_PARTNER_CENTER_ACCOUNT", Kind::Str, "account username"),
-    spec("api_url", "HUNTER_PARTNER_CENTER_API_URL", Kind::Url, "Referrals API base"),
-    spec("authority_url", "HUNTER_PARTNER_CENTER_AUTHORITY_URL", Kind::Url, "identity host"),
-    spec("scope", "HUNTER_PARTNER_CENTER_SCOPE", Kind::Str, "delegated scope"),
-    spec("sync_interval", "HUNTER_PARTNER_CENTER_SYNC_INTERVAL", Kind::Seconds, "interval"),
-    spec("sync_cron", "HUNTER_PARTNER_CENTER_SYNC_CRON", Kind::Str, "6-field cron"),
-    spec("sync_on_startup", "HUNTER_PARTNER_CENTER_SYNC_ON_STARTUP", Kind::Bool, "startup run"),
-    spec("token_cache", "HUNTER_PARTNER_CENTER_TOKEN_CACHE", Kind::Path, "MSAL cache file"),
-    spec("listen", "HUNTER_PARTNER_CENTER_LISTEN", Kind::Addr, "HTTP listen address"),
-    spec("api_token", "HUNTER_PARTNER_CENTER_API_TOKEN", Kind::Secret, "API bearer token"),
-    spec("database_url", "DATABASE_URL", Kind::Secret, "PostgreSQL URL"),
-    spec("log_format", "HUNTER_PARTNER_CENTER_LOG_FORMAT", Kind::Str, "log format"),
+    spec(
+        "enabled",
+        "HUNTER_PARTNER_CENTER_ENABLED",
+        Kind::Bool,
+        "feature flag",
+    ),
+    spec(
+        "client_id",
+        "HUNTER_PARTNER_CENTER_CLIENT_ID",
+        Kind::Str,
+        "Entra app (client) id",
+    ),
+    spec(
+        "client_secret",
+        "HUNTER_PARTNER_CENTER_CLIENT_SECRET",
+        Kind::Secret,
+        "client secret",
+    ),
+    spec(
+        "tenant_id",
+        "HUNTER_PARTNER_CENTER_TENANT_ID",
+        Kind::Str,
+        "partner tenant",
+    ),
+    spec(
+        "account",
+        "HUNTER_PARTNER_CENTER_ACCOUNT",
+        Kind::Str,
+        "account username",
+    ),
+    spec(
+        "api_url",
+        "HUNTER_PARTNER_CENTER_API_URL",
+        Kind::Url,
+        "Referrals API base",
+    ),
+    spec(
+        "authority_url",
+        "HUNTER_PARTNER_CENTER_AUTHORITY_URL",
+        Kind::Url,
+        "identity host",
+    ),
+    spec(
+        "scope",
+        "HUNTER_PARTNER_CENTER_SCOPE",
+        Kind::Str,
+        "delegated scope",
+    ),
+    spec(
+        "sync_interval",
+        "HUNTER_PARTNER_CENTER_SYNC_INTERVAL",
+        Kind::Seconds,
+        "interval",
+    ),
+    spec(
+        "sync_cron",
+        "HUNTER_PARTNER_CENTER_SYNC_CRON",
+        Kind::Str,
+        "6-field cron",
+    ),
+    spec(
+        "sync_on_startup",
+        "HUNTER_PARTNER_CENTER_SYNC_ON_STARTUP",
+        Kind::Bool,
+        "startup run",
+    ),
+    spec(
+        "token_cache",
+        "HUNTER_PARTNER_CENTER_TOKEN_CACHE",
+        Kind::Path,
+        "MSAL cache file",
+    ),
+    spec(
+        "listen",
+        "HUNTER_PARTNER_CENTER_LISTEN",
+        Kind::Addr,
+        "HTTP listen address",
+    ),
+    spec(
+        "api_token",
+        "HUNTER_PARTNER_CENTER_API_TOKEN",
+        Kind::Secret,
+        "API bearer token",
+    ),
+    spec(
+        "database_url",
+        "DATABASE_URL",
+        Kind::Secret,
+        "PostgreSQL URL",
+    ),
+    spec(
+        "log_format",
+        "HUNTER_PARTNER_CENTER_LOG_FORMAT",
+        Kind::Str,
+        "log format",
+    ),
     spec("log_level", "RUST_LOG", Kind::Str, "tracing filter"),
-    spec("http_connect_timeout", "HUNTER_PARTNER_CENTER_HTTP_CONNECT_TIMEOUT", Kind::Seconds, ""),
-    spec("http_timeout", "HUNTER_PARTNER_CENTER_HTTP_TIMEOUT", Kind::Seconds, ""),
-    spec("retry_max_attempts", "HUNTER_PARTNER_CENTER_RETRY_MAX_ATTEMPTS", Kind::Count, ""),
-    spec("retry_budget", "HUNTER_PARTNER_CENTER_RETRY_BUDGET", Kind::Count, ""),
-    spec("retry_max_delay", "HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY", Kind::Seconds, ""),
-    spec("page_size", "HUNTER_PARTNER_CENTER_PAGE_SIZE", Kind::Count, ""),
-    spec("incremental_overlap", "HUNTER_PARTNER_CENTER_INCREMENTAL_OVERLAP", Kind::Seconds, ""),
-    spec("full_reconcile_every", "HUNTER_PARTNER_CENTER_FULL_RECONCILE_EVERY", Kind::Seconds, ""),
-    spec("run_deadline", "HUNTER_PARTNER_CENTER_RUN_DEADLINE", Kind::Seconds, ""),
-    spec("shutdown_grace", "HUNTER_PARTNER_CENTER_SHUTDOWN_GRACE", Kind::Seconds, ""),
+    spec(
+        "http_connect_timeout",
+        "HUNTER_PARTNER_CENTER_HTTP_CONNECT_TIMEOUT",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "http_timeout",
+        "HUNTER_PARTNER_CENTER_HTTP_TIMEOUT",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "retry_max_attempts",
+        "HUNTER_PARTNER_CENTER_RETRY_MAX_ATTEMPTS",
+        Kind::Count,
+        "",
+    ),
+    spec(
+        "retry_budget",
+        "HUNTER_PARTNER_CENTER_RETRY_BUDGET",
+        Kind::Count,
+        "",
+    ),
+    spec(
+        "retry_max_delay",
+        "HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "page_size",
+        "HUNTER_PARTNER_CENTER_PAGE_SIZE",
+        Kind::Count,
+        "",
+    ),
+    spec(
+        "incremental_overlap",
+        "HUNTER_PARTNER_CENTER_INCREMENTAL_OVERLAP",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "full_reconcile_every",
+        "HUNTER_PARTNER_CENTER_FULL_RECONCILE_EVERY",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "run_deadline",
+        "HUNTER_PARTNER_CENTER_RUN_DEADLINE",
+        Kind::Seconds,
+        "",
+    ),
+    spec(
+        "shutdown_grace",
+        "HUNTER_PARTNER_CENTER_SHUTDOWN_GRACE",
+        Kind::Seconds,
+        "",
+    ),
 ];
 
 /// Everything `load` reads from outside, captured once so tests and reloads are explicit.
@@ -306,7 +445,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                     key: "--config".into(),
                     source: Source::File(path.clone()),
                     message: format!("the file is not valid TOML: {e}"),
-                    fix: "fix the syntax (see config/partner-center-sync.toml for the format)".into(),
+                    fix: "fix the syntax (see config/partner-center-sync.toml for the format)"
+                        .into(),
                 });
                 return Err(ConfigError { problems });
             }
@@ -322,7 +462,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                 key: k.clone(),
                 source: Source::File(file.clone().unwrap_or_default()),
                 message: "unknown key".into(),
-                fix: format!("{hint}remove it or use one of the keys in config/partner-center-sync.toml"),
+                fix: format!(
+                    "{hint}remove it or use one of the keys in config/partner-center-sync.toml"
+                ),
             });
         }
     }
@@ -340,7 +482,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
                 let p = dir.join(s.key);
                 match std::fs::read_to_string(&p) {
                     Ok(v) => {
-                        raw.insert(s.key, Value::from(v.trim_end_matches(['\n', '\r']).to_owned()));
+                        raw.insert(
+                            s.key,
+                            Value::from(v.trim_end_matches(['\n', '\r']).to_owned()),
+                        );
                         source = Source::Credential(p);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -364,7 +509,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     if let Some(dir) = &opts.state_dir {
         c.token_cache = dir.join("msal_token_cache.json");
     }
-    let mut conv = Converter { raw: &raw, sources: &sources, problems: &mut problems };
+    let mut conv = Converter {
+        raw: &raw,
+        sources: &sources,
+        problems: &mut problems,
+    };
     conv.bool("enabled", &mut c.enabled);
     conv.opt_string("client_id", &mut c.client_id);
     conv.opt_secret("client_secret", &mut c.client_secret);
@@ -395,12 +544,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     conv.seconds("shutdown_grace", &mut c.shutdown_grace);
     match LogFormat::parse(&log_format) {
         Some(f) => c.log_format = f,
-        None => conv.problem("log_format", format!("`{log_format}` is not a log format"), "use auto, json, pretty or journald"),
+        None => conv.problem(
+            "log_format",
+            format!("`{log_format}` is not a log format"),
+            "use auto, json, pretty or journald",
+        ),
     }
     validate(&c, &mut conv);
 
     if problems.is_empty() {
-        Ok(Loaded { config: c, sources, file })
+        Ok(Loaded {
+            config: c,
+            sources,
+            file,
+        })
     } else {
         Err(ConfigError { problems })
     }
@@ -441,12 +598,21 @@ fn validate(c: &Config, conv: &mut Converter<'_>) {
             );
         }
     }
-    if c.sync_interval < Duration::from_secs(1) || c.sync_interval > Duration::from_secs(7 * 86400) {
-        conv.problem("sync_interval", "must be between 1 second and 7 days".into(), "use e.g. 600 (production) or 30-60 (development)");
+    if c.sync_interval < Duration::from_secs(1) || c.sync_interval > Duration::from_secs(7 * 86400)
+    {
+        conv.problem(
+            "sync_interval",
+            "must be between 1 second and 7 days".into(),
+            "use e.g. 600 (production) or 30-60 (development)",
+        );
     }
     if let Some(cron) = &c.sync_cron {
         if let Err(e) = parse_cron(cron) {
-            conv.problem("sync_cron", format!("`{cron}` is not a 6-field cron expression: {e}"), "write seconds first, e.g. \"0 */10 * * * *\"");
+            conv.problem(
+                "sync_cron",
+                format!("`{cron}` is not a 6-field cron expression: {e}"),
+                "write seconds first, e.g. \"0 */10 * * * *\"",
+            );
         } else if conv.sources.get("sync_interval") != Some(&Source::Default) {
             conv.problem(
                 "sync_cron",
@@ -458,22 +624,42 @@ fn validate(c: &Config, conv: &mut Converter<'_>) {
     if let Some(db) = &c.database_url {
         let s = db.expose_secret();
         if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
-            conv.problem("database_url", "is not a postgres:// URL".into(), "use postgres://USER:PASSWORD@HOST:PORT/DATABASE");
+            conv.problem(
+                "database_url",
+                "is not a postgres:// URL".into(),
+                "use postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            );
         }
     }
     if let Some(t) = &c.api_token {
         if t.expose_secret().len() < 16 {
-            conv.problem("api_token", "is shorter than 16 characters".into(), "use a long random value, e.g. `openssl rand -hex 32`");
+            conv.problem(
+                "api_token",
+                "is shorter than 16 characters".into(),
+                "use a long random value, e.g. `openssl rand -hex 32`",
+            );
         }
     }
     if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {
-        conv.problem("log_level", format!("`{}` is not a valid tracing filter", c.log_level), "use e.g. info, debug or partner_center_sync=debug,info");
+        conv.problem(
+            "log_level",
+            format!("`{}` is not a valid tracing filter", c.log_level),
+            "use e.g. info, debug or partner_center_sync=debug,info",
+        );
     }
     if !(1..=100).contains(&c.page_size) {
-        conv.problem("page_size", format!("{} is outside 1-100", c.page_size), "Partner Center serves at most 100 referrals a page; use 100");
+        conv.problem(
+            "page_size",
+            format!("{} is outside 1-100", c.page_size),
+            "Partner Center serves at most 100 referrals a page; use 100",
+        );
     }
     if c.retry_max_attempts == 0 {
-        conv.problem("retry_max_attempts", "must be at least 1".into(), "use e.g. 6");
+        conv.problem(
+            "retry_max_attempts",
+            "must be at least 1".into(),
+            "use e.g. 6",
+        );
     }
     for (key, d) in [
         ("http_connect_timeout", c.http_connect_timeout),
@@ -482,7 +668,11 @@ fn validate(c: &Config, conv: &mut Converter<'_>) {
         ("full_reconcile_every", c.full_reconcile_every),
     ] {
         if d.is_zero() {
-            conv.problem(key, "must be greater than zero".into(), "use a positive number of seconds");
+            conv.problem(
+                key,
+                "must be greater than zero".into(),
+                "use a positive number of seconds",
+            );
         }
     }
     if c.scope.split_whitespace().count() != 1 {
@@ -493,7 +683,10 @@ fn validate(c: &Config, conv: &mut Converter<'_>) {
 /// Validates with the same parser tokio-cron-scheduler uses, seconds required.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     if expr.split_whitespace().count() != 6 {
-        return Err(format!("has {} fields, expected 6", expr.split_whitespace().count()));
+        return Err(format!(
+            "has {} fields, expected 6",
+            expr.split_whitespace().count()
+        ));
     }
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
@@ -512,7 +705,8 @@ fn valid_tenant(t: &str) -> bool {
             _ => ch.is_ascii_hexdigit(),
         });
     let domain = t.contains('.')
-        && t.split('.').all(|l| !l.is_empty() && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+        && t.split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
     guid || domain
 }
 
@@ -530,12 +724,10 @@ pub fn is_loopback(url: &Url) -> bool {
 fn closest_key(unknown: &str) -> Option<&'static str> {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
     let u = norm(unknown);
-    KEYS.iter()
-        .map(|s| s.key)
-        .find(|k| {
-            let n = norm(k);
-            n.starts_with(&u) || u.starts_with(&n) || n == u
-        })
+    KEYS.iter().map(|s| s.key).find(|k| {
+        let n = norm(k);
+        n.starts_with(&u) || u.starts_with(&n) || n == u
+    })
 }
 
 struct Converter<'a> {
@@ -547,7 +739,12 @@ struct Converter<'a> {
 impl Converter<'_> {
     fn problem(&mut self, key: &str, message: String, fix: &str) {
         let source = self.sources.get(key).cloned().unwrap_or(Source::Default);
-        self.problems.push(Problem { key: key.into(), source, message, fix: fix.into() });
+        self.problems.push(Problem {
+            key: key.into(),
+            source,
+            message,
+            fix: fix.into(),
+        });
     }
 
     /// Strings from env and credential files, numbers or strings from TOML: all accepted
@@ -565,7 +762,11 @@ impl Converter<'_> {
             Value::Bool(_, b) => Some(b.to_string()),
             other => {
                 let found = other.to_actual().to_string();
-                self.problem(key, format!("expected a single value, found {found}"), "write a plain value");
+                self.problem(
+                    key,
+                    format!("expected a single value, found {found}"),
+                    "write a plain value",
+                );
                 None
             }
         }
@@ -603,7 +804,11 @@ impl Converter<'_> {
         if let Some(v) = self.text(key) {
             match v.trim().parse() {
                 Ok(n) => *out = n,
-                Err(_) => self.problem(key, format!("`{v}` is not a whole number"), "use a number such as 100"),
+                Err(_) => self.problem(
+                    key,
+                    format!("`{v}` is not a whole number"),
+                    "use a number such as 100",
+                ),
             }
         }
     }
@@ -625,7 +830,11 @@ impl Converter<'_> {
         if let Some(v) = self.text(key) {
             match Url::parse(v.trim()) {
                 Ok(u) if u.has_host() && matches!(u.scheme(), "http" | "https") => *out = u,
-                _ => self.problem(key, format!("`{v}` is not an absolute http(s) URL"), "write it like https://host/path"),
+                _ => self.problem(
+                    key,
+                    format!("`{v}` is not an absolute http(s) URL"),
+                    "write it like https://host/path",
+                ),
             }
         }
     }
@@ -640,7 +849,11 @@ impl Converter<'_> {
             });
             match parsed {
                 Some(a) => *out = a,
-                None => self.problem(key, format!("`{v}` is not an address:port"), "use e.g. 127.0.0.1:8000 or 0.0.0.0:8000"),
+                None => self.problem(
+                    key,
+                    format!("`{v}` is not an address:port"),
+                    "use e.g. 127.0.0.1:8000 or 0.0.0.0:8000",
+                ),
             }
         }
     }
@@ -648,7 +861,11 @@ impl Converter<'_> {
     fn path(&mut self, key: &'static str, out: &mut PathBuf) {
         if let Some(v) = self.text(key) {
             if v.trim().is_empty() {
-                self.problem(key, "is empty".into(), "give a file path, e.g. /var/lib/partner-center-sync/msal_token_cache.json");
+                self.problem(
+                    key,
+                    "is empty".into(),
+                    "give a file path, e.g. /var/lib/partner-center-sync/msal_token_cache.json",
+                );
             } else {
                 *out = PathBuf::from(v.trim());
             }
@@ -686,9 +903,16 @@ impl Config {
     /// Effective values for `config show` and reload diffs; secrets are redacted here,
     /// and this is the only place values are turned into text.
     pub fn display_values(&self) -> Vec<(&'static str, String)> {
-        let opt = |o: &Option<String>| o.clone().map_or_else(|| "(unset)".to_owned(), |v| format!("{v:?}"));
+        let opt = |o: &Option<String>| {
+            o.clone()
+                .map_or_else(|| "(unset)".to_owned(), |v| format!("{v:?}"))
+        };
         let secret = |o: &Option<SecretString>| {
-            if o.is_some() { "\"[redacted]\"".to_owned() } else { "(unset)".to_owned() }
+            if o.is_some() {
+                "\"[redacted]\"".to_owned()
+            } else {
+                "(unset)".to_owned()
+            }
         };
         let secs = |d: Duration| d.as_secs().to_string();
         vec![
@@ -698,15 +922,27 @@ impl Config {
             ("tenant_id", opt(&self.tenant_id)),
             ("account", opt(&self.account)),
             ("api_url", format!("{:?}", self.api_url.as_str())),
-            ("authority_url", format!("{:?}", self.authority_url.as_str())),
+            (
+                "authority_url",
+                format!("{:?}", self.authority_url.as_str()),
+            ),
             ("scope", format!("{:?}", self.scope)),
             ("sync_interval", secs(self.sync_interval)),
             ("sync_cron", opt(&self.sync_cron)),
             ("sync_on_startup", self.sync_on_startup.to_string()),
-            ("token_cache", format!("{:?}", self.token_cache.display().to_string())),
+            (
+                "token_cache",
+                format!("{:?}", self.token_cache.display().to_string()),
+            ),
             ("listen", format!("{:?}", self.listen.to_string())),
             ("api_token", secret(&self.api_token)),
-            ("database_url", self.database_url.as_ref().map_or_else(|| "(unset)".to_owned(), |u| format!("{:?}", redact_url(u.expose_secret())))),
+            (
+                "database_url",
+                self.database_url.as_ref().map_or_else(
+                    || "(unset)".to_owned(),
+                    |u| format!("{:?}", redact_url(u.expose_secret())),
+                ),
+            ),
             ("log_format", format!("{:?}", self.log_format.as_str())),
             ("log_level", format!("{:?}", self.log_level)),
             ("http_connect_timeout", secs(self.http_connect_timeout)),
@@ -725,7 +961,8 @@ impl Config {
     /// Keys whose effective value differs, secrets compared by value but never shown.
     pub fn changed_keys(&self, other: &Config) -> Vec<&'static str> {
         let same_secret = |a: &Option<SecretString>, b: &Option<SecretString>| {
-            a.as_ref().map(|s| s.expose_secret().to_owned()) == b.as_ref().map(|s| s.expose_secret().to_owned())
+            a.as_ref().map(|s| s.expose_secret().to_owned())
+                == b.as_ref().map(|s| s.expose_secret().to_owned())
         };
         let mut changed: Vec<&'static str> = self
             .display_values()
@@ -770,7 +1007,10 @@ pub fn key_env_names() -> impl Iterator<Item = (&'static str, &'static str, &'st
 
 /// A config file path as given, for messages.
 pub fn describe_file(file: Option<&Path>) -> String {
-    file.map_or_else(|| "(no config file; defaults and environment only)".to_owned(), |p| p.display().to_string())
+    file.map_or_else(
+        || "(no config file; defaults and environment only)".to_owned(),
+        |p| p.display().to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -785,7 +1025,10 @@ mod tests {
         });
         let o = LoadOptions {
             path: dir.as_ref().map(|d| d.path().join("c.toml")),
-            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             ..LoadOptions::default()
         };
         (o, dir)
@@ -793,17 +1036,26 @@ mod tests {
 
     #[test]
     fn env_overrides_file_and_numeric_client_id_stays_a_string() {
-        let (o, _d) = opts(&[("HUNTER_PARTNER_CENTER_CLIENT_ID", "12345")], Some("client_id = \"from-file\"\nsync_interval = 45\n"));
+        let (o, _d) = opts(
+            &[("HUNTER_PARTNER_CENTER_CLIENT_ID", "12345")],
+            Some("client_id = \"from-file\"\nsync_interval = 45\n"),
+        );
         let l = load(&o).expect("valid");
         assert_eq!(l.config.client_id.as_deref(), Some("12345"));
-        assert_eq!(l.sources["client_id"], Source::Env("HUNTER_PARTNER_CENTER_CLIENT_ID".into()));
+        assert_eq!(
+            l.sources["client_id"],
+            Source::Env("HUNTER_PARTNER_CENTER_CLIENT_ID".into())
+        );
         assert_eq!(l.config.sync_interval, Duration::from_secs(45));
         assert!(matches!(l.sources["sync_interval"], Source::File(_)));
     }
 
     #[test]
     fn type_error_and_bad_url_are_both_reported() {
-        let (o, _d) = opts(&[], Some("sync_interval = \"soon\"\napi_url = \"not a url\"\n"));
+        let (o, _d) = opts(
+            &[],
+            Some("sync_interval = \"soon\"\napi_url = \"not a url\"\n"),
+        );
         let e = load(&o).expect_err("invalid");
         let keys: Vec<_> = e.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["api_url", "sync_interval"], "{e}");
@@ -835,24 +1087,40 @@ mod tests {
 
     #[test]
     fn cron_and_explicit_interval_conflict() {
-        let (o, _d) = opts(&[("HUNTER_PARTNER_CENTER_SYNC_CRON", "0 */10 * * * *"), ("HUNTER_PARTNER_CENTER_SYNC_INTERVAL", "60")], None);
+        let (o, _d) = opts(
+            &[
+                ("HUNTER_PARTNER_CENTER_SYNC_CRON", "0 */10 * * * *"),
+                ("HUNTER_PARTNER_CENTER_SYNC_INTERVAL", "60"),
+            ],
+            None,
+        );
         let e = load(&o).expect_err("conflict");
         assert_eq!(e.problems[0].key, "sync_cron");
         let (o, _d) = opts(&[("HUNTER_PARTNER_CENTER_SYNC_CRON", "*/10 * * * *")], None);
-        assert!(load(&o).expect_err("5 fields").problems[0].message.contains("6"));
+        assert!(
+            load(&o).expect_err("5 fields").problems[0]
+                .message
+                .contains("6")
+        );
     }
 
     #[test]
     fn secrets_are_redacted_in_debug_and_display() {
         let (o, _d) = opts(
-            &[("HUNTER_PARTNER_CENTER_CLIENT_SECRET", "s3cr3t-value-xyz"), ("DATABASE_URL", "postgres://u:dbpass123@h/db")],
+            &[
+                ("HUNTER_PARTNER_CENTER_CLIENT_SECRET", "s3cr3t-value-xyz"),
+                ("DATABASE_URL", "postgres://u:dbpass123@h/db"),
+            ],
             None,
         );
         let l = load(&o).expect("valid");
         let debug = format!("{:?}", l.config);
         let shown = format!("{:?}", l.config.display_values());
         for text in [debug, shown] {
-            assert!(!text.contains("s3cr3t-value-xyz") && !text.contains("dbpass123"), "{text}");
+            assert!(
+                !text.contains("s3cr3t-value-xyz") && !text.contains("dbpass123"),
+                "{text}"
+            );
         }
     }
 
@@ -867,9 +1135,15 @@ mod tests {
     fn credential_files_fill_secrets() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("client_secret"), "from-credential\n").expect("write");
-        let o = LoadOptions { credentials_dir: Some(dir.path().into()), ..LoadOptions::default() };
+        let o = LoadOptions {
+            credentials_dir: Some(dir.path().into()),
+            ..LoadOptions::default()
+        };
         let l = load(&o).expect("valid");
-        assert_eq!(l.config.client_secret.expect("set").expose_secret(), "from-credential");
+        assert_eq!(
+            l.config.client_secret.expect("set").expose_secret(),
+            "from-credential"
+        );
         assert!(matches!(l.sources["client_secret"], Source::Credential(_)));
     }
 }

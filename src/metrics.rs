@@ -55,11 +55,24 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("partner_center_sync");
         let runs = Family::<RunLabels, Counter>::default();
-        r.register("runs", "Sync runs by trigger and final status", runs.clone());
-        let run_duration = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]);
-        r.register("run_duration_seconds", "Wall time of finished sync runs", run_duration.clone());
+        r.register(
+            "runs",
+            "Sync runs by trigger and final status",
+            runs.clone(),
+        );
+        let run_duration =
+            Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]);
+        r.register(
+            "run_duration_seconds",
+            "Wall time of finished sync runs",
+            run_duration.clone(),
+        );
         let referrals_fetched = Counter::default();
-        r.register("referrals_fetched", "Referrals received from Partner Center", referrals_fetched.clone());
+        r.register(
+            "referrals_fetched",
+            "Referrals received from Partner Center",
+            referrals_fetched.clone(),
+        );
         let referrals_upserted = Family::<OutcomeLabels, Counter>::default();
         r.register(
             "referrals_upserted",
@@ -67,19 +80,47 @@ impl Metrics {
             referrals_upserted.clone(),
         );
         let api_requests = Family::<StatusLabels, Counter>::default();
-        r.register("partner_center_requests", "Partner Center API responses by HTTP status (or `error`)", api_requests.clone());
+        r.register(
+            "partner_center_requests",
+            "Partner Center API responses by HTTP status (or `error`)",
+            api_requests.clone(),
+        );
         let api_retries = Counter::default();
-        r.register("partner_center_retries", "Partner Center requests retried", api_retries.clone());
+        r.register(
+            "partner_center_retries",
+            "Partner Center requests retried",
+            api_retries.clone(),
+        );
         let last_attempt = Gauge::<f64, AtomicU64>::default();
-        r.register("last_attempt_timestamp_seconds", "Start of the last sync attempt (Unix seconds)", last_attempt.clone());
+        r.register(
+            "last_attempt_timestamp_seconds",
+            "Start of the last sync attempt (Unix seconds)",
+            last_attempt.clone(),
+        );
         let last_success = Gauge::<f64, AtomicU64>::default();
-        r.register("last_success_timestamp_seconds", "End of the last successful sync (Unix seconds)", last_success.clone());
+        r.register(
+            "last_success_timestamp_seconds",
+            "End of the last successful sync (Unix seconds)",
+            last_success.clone(),
+        );
         let access_token_expiry = Gauge::<f64, AtomicU64>::default();
-        r.register("access_token_expiry_timestamp_seconds", "Expiry of the current access token (Unix seconds)", access_token_expiry.clone());
+        r.register(
+            "access_token_expiry_timestamp_seconds",
+            "Expiry of the current access token (Unix seconds)",
+            access_token_expiry.clone(),
+        );
         let sign_in_required = Gauge::default();
-        r.register("sign_in_required", "1 when an operator must run `partner-center-sync login`", sign_in_required.clone());
+        r.register(
+            "sign_in_required",
+            "1 when an operator must run `partner-center-sync login`",
+            sign_in_required.clone(),
+        );
         let skipped_runs = Counter::default();
-        r.register("skipped_runs", "Scheduled runs skipped because the feature flag is off", skipped_runs.clone());
+        r.register(
+            "skipped_runs",
+            "Scheduled runs skipped because the feature flag is off",
+            skipped_runs.clone(),
+        );
         Self {
             registry: Arc::new(r),
             runs,
@@ -97,15 +138,28 @@ impl Metrics {
     }
 
     pub fn api_request(&self, status: &str) {
-        self.api_requests.get_or_create(&StatusLabels { status: status.to_owned() }).inc();
+        self.api_requests
+            .get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            })
+            .inc();
     }
 
     pub fn upserted(&self, outcome: &str, n: u64) {
-        self.referrals_upserted.get_or_create(&OutcomeLabels { outcome: outcome.to_owned() }).inc_by(n);
+        self.referrals_upserted
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(n);
     }
 
     pub fn run_finished(&self, trigger: &str, status: &str) {
-        self.runs.get_or_create(&RunLabels { trigger: trigger.to_owned(), status: status.to_owned() }).inc();
+        self.runs
+            .get_or_create(&RunLabels {
+                trigger: trigger.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
     }
 
     /// The text exposition format served at `/metrics`.

@@ -1,65 +1,9 @@
 //! The read-only data API as a client sees it: the real router served on loopback,
 //! backed by a real PostgreSQL database whose rows the tests insert directly.
 
-/// Stand-in for the shared harness until tests/support lands: a uniquely named, migrated
-/// database on the local server, dropped when the test ends.
-mod support {
-    use sqlx::PgPool;
-
-    const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-    pub struct TestDb {
-        pub pool: PgPool,
-        name: String,
-    }
-
-    impl TestDb {
-        pub async fn new() -> Self {
-            let admin = PgPool::connect(ADMIN_URL)
-                .await
-                .expect("local PostgreSQL on 127.0.0.1:5432");
-            let name = format!("pcs_http_api_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await
-                .expect("create database");
-            let pool = PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"))
-                .await
-                .expect("connect");
-            partner_center_sync::store::migrate(&pool)
-                .await
-                .expect("migrate");
-            Self { pool, name }
-        }
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            let name = self.name.clone();
-            // Drop runs inside the test's runtime, which cannot block; a thread with its own runtime can.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(admin) = PgPool::connect(ADMIN_URL).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-use std::sync::Arc;
+mod support;
 
 use partner_center_sync::config::Config;
-use partner_center_sync::daemon::DaemonHandle;
-use partner_center_sync::http::{self, AppState};
-use partner_center_sync::metrics::Metrics;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::TestDb;
@@ -67,6 +11,7 @@ use support::TestDb;
 struct App {
     base: String,
     client: reqwest::Client,
+    _daemon: support::TestDaemon,
     _db: TestDb,
     pool: PgPool,
 }
@@ -74,25 +19,11 @@ struct App {
 async fn spawn(config: Config) -> App {
     let db = TestDb::new().await;
     let pool = db.pool.clone();
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
-    let state = AppState {
-        pool: pool.clone(),
-        metrics: Metrics::new(),
-        config: rx,
-        daemon: DaemonHandle::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    tokio::spawn(async move {
-        axum::serve(listener, http::router(state))
-            .await
-            .expect("serve");
-    });
+    let daemon = support::spawn_daemon(config, &db).await;
     App {
-        base: format!("http://{addr}"),
+        base: daemon.base.clone(),
         client: reqwest::Client::new(),
+        _daemon: daemon,
         _db: db,
         pool,
     }

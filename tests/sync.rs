@@ -1,61 +1,28 @@
 //! The sync engine against real PostgreSQL (and, end to end, the real emulator).
 
+mod support;
+
+use support::TestDb;
+
 use chrono::{DateTime, Utc};
 use partner_center_sync::store::referrals::{self, ReferralRow};
 use partner_center_sync::store::{companies, lock, runs};
 use partner_center_sync::sync::extract;
 use serde_json::value::RawValue;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// A fresh, migrated database on the local server, dropped at the end of the test.
-struct Db {
-    pool: PgPool,
-    name: String,
-}
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-impl Db {
-    async fn new() -> Db {
-        let name = format!("pcs_sync_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create db");
-        admin.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect(&format!("{SERVER}/{name}"))
-            .await
-            .expect("connect");
-        partner_center_sync::store::migrate(&pool)
-            .await
-            .expect("migrate");
-        Db { pool, name }
-    }
-
-    async fn drop_db(self) {
-        self.pool.close().await;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await
-        .expect("drop db");
-    }
-}
+use partner_center_sync::auth::TokenProvider;
+use partner_center_sync::config::Config;
+use partner_center_sync::metrics::Metrics;
+use partner_center_sync::sync::{
+    Mode, RequestedMode, RunRequest, RunStatus, RunSummary, SyncEngine, SyncError, Trigger,
+};
+use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 fn row(id: &str, status: &str, updated: &str, email: &str) -> ReferralRow {
     let json = format!(
@@ -75,7 +42,7 @@ async fn seen_at(pool: &PgPool) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let t0 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
@@ -142,12 +109,11 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
     .expect("row");
     assert_eq!(updated.to_rfc3339(), "2025-01-02T00:00:00.123456+00:00");
     assert_eq!(deal, "12.50");
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let t0 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
@@ -194,12 +160,11 @@ async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return(
     .await
     .expect("count");
     assert_eq!(missing, 0);
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn the_sync_lock_admits_one_holder_and_frees_on_release() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let first = lock::try_acquire(&db.pool)
         .await
         .expect("query")
@@ -211,12 +176,11 @@ async fn the_sync_lock_admits_one_holder_and_frees_on_release() {
         .expect("query")
         .expect("free again");
     drop(again);
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn stale_running_rows_are_closed_but_queued_ones_are_kept() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let stale = runs::create_queued(
         pool,
@@ -257,30 +221,24 @@ async fn stale_running_rows_are_closed_but_queued_ones_are_kept() {
         Some(queued)
     );
     assert_eq!(runs::list(pool, 10).await.expect("list").len(), 2);
-    db.drop_db().await;
 }
 
 // ---------------------------------------------------------------------------------------
 // End to end: the real emulator over loopback, a real login, real PostgreSQL.
 // ---------------------------------------------------------------------------------------
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use partner_center_sync::auth::TokenProvider;
-use partner_center_sync::config::Config;
-use partner_center_sync::metrics::Metrics;
-use partner_center_sync::sync::{
-    Mode, RequestedMode, RunRequest, RunStatus, RunSummary, SyncEngine, SyncError, Trigger,
-};
-use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
-use secrecy::SecretString;
-use tokio_util::sync::CancellationToken;
+/// id, status, substatus, updated_at, payload.
+type StoredRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    serde_json::Value,
+);
 
 struct Env {
     emu: Emulator,
-    db: Db,
+    db: TestDb,
     config: Arc<Config>,
     _dir: tempfile::TempDir,
 }
@@ -296,7 +254,7 @@ async fn env(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Conf
     let mut config = Config::default();
     tweak(&mut emu_config, &mut config);
     let emu = Emulator::start(emu_config).await.expect("emulator starts");
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let dir = tempfile::tempdir().expect("tempdir");
     config.enabled = true;
     config.client_id = Some(emu.client_id());
@@ -304,7 +262,7 @@ async fn env(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Conf
     config.api_url = emu.api_url().parse().expect("api url");
     config.authority_url = emu.authority_url().parse().expect("authority url");
     config.token_cache = dir.path().join("msal_token_cache.json");
-    config.database_url = Some(SecretString::from(format!("{SERVER}/{}", db.name)));
+    config.database_url = Some(SecretString::from(db.url.clone()));
     config.retry_max_delay = config.retry_max_delay.min(Duration::from_secs(2));
     config.http_timeout = config.http_timeout.min(Duration::from_secs(10));
     partner_center_sync::auth::login(&config, true)
@@ -352,7 +310,7 @@ impl Env {
 
     async fn differences(&self) -> Vec<String> {
         let truth = self.emu.truth();
-        let rows: Vec<(String, Option<String>, Option<String>, Option<DateTime<Utc>>, serde_json::Value)> = sqlx::query_as(
+        let rows: Vec<StoredRow> = sqlx::query_as(
             "SELECT id, status, substatus, updated_at, payload FROM partner_center_referrals WHERE missing_since IS NULL ORDER BY id",
         )
         .fetch_all(&self.db.pool)
@@ -402,7 +360,6 @@ impl Env {
 
     async fn finish(self) {
         self.emu.shutdown().await;
-        self.db.drop_db().await;
     }
 }
 
@@ -736,7 +693,7 @@ fn cli(env: &Env) -> tokio::process::Command {
         )
         .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &c.token_cache)
         .env("HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY", "1")
-        .env("DATABASE_URL", format!("{SERVER}/{}", env.db.name))
+        .env("DATABASE_URL", &env.db.url)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
@@ -898,7 +855,7 @@ async fn cancelling_stops_between_pages_and_marks_the_run_cancelled() {
     let rows = env
         .count("SELECT count(*) FROM partner_center_referrals")
         .await;
-    assert!(rows >= 300 && rows < 2000, "{rows}");
+    assert!((300..2000).contains(&rows), "{rows}");
     assert_eq!(
         i64::from(inserted),
         rows,

@@ -1,23 +1,101 @@
 //! Device-code login, the MSAL-compatible token cache and silent token acquisition.
 //!
-//! CONTRACT (stub until the auth work lands; signatures are what the rest of the crate uses).
-//! AUTH ENGINEER: read /work/TEAM.md now (landing protocol, test harness, emulator API, build tips).
+//! An operator signs in once with `partner-center-sync login` (the device code flow, so
+//! MFA works from any browser); from then on [`TokenProvider`] keeps access tokens fresh
+//! from the refresh token in an MSAL-format cache file that an MSAL app can share.
+//!
+//! - [`cache`]: the MSAL JSON document: keys, selection, writes that keep unknown data.
+//! - [`cache_file`]: the file: 0600/0700, atomic replacement, corrupt files set aside.
+//! - [`lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
+//! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
+//! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
+//!   and `logout`.
+//!
+//! CONTRACT used by the sync engine and the daemon: [`TokenProvider::new`],
+//! [`TokenProvider::access_token`], [`TokenProvider::refresh_after_rejection`],
+//! [`TokenProvider::state`], [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
+//! [`logout`] and [`status`] and maps errors with [`AuthError::exit_code`].
+
+pub mod cache;
+pub mod cache_file;
+mod device_code;
+pub mod lock;
+pub mod oauth;
+mod provider;
+mod status;
+
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
+use cache::{AccountEntry, ClientScope, TokenCache};
+use cache_file::CacheFile;
+
+pub use device_code::{LoginOutcome, login};
+pub use provider::TokenProvider;
+pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
+
+/// `sysexits.h` codes, as the daemon and CLI document them.
+const EXIT_NOPERM: u8 = 77;
+const EXIT_TEMPFAIL: u8 = 75;
+const EXIT_CONFIG: u8 = 78;
+/// The shell's convention for a process ended by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// No usable login: none saved, or the authority refused the refresh token.
     #[error("Sign-in required: run `partner-center-sync login` ({reason})")]
     SignInRequired { reason: String },
+    /// Network, timeouts, 5xx, 429, `temporarily_unavailable`: retried, then reported.
     #[error("The identity service is temporarily unavailable: {message}")]
     Transient { message: String },
+    /// The app registration or settings are wrong; fatal until `key` is fixed.
     #[error("Identity configuration problem: {message}; check `{key}`")]
     Configuration { key: &'static str, message: String },
+    /// The cache file cannot be used as it is (permissions, I/O).
     #[error("Token cache {path}: {message}")]
-    Cache { path: std::path::PathBuf, message: String },
+    Cache { path: PathBuf, message: String },
+    #[error(
+        "Sign-in was declined in the browser; nothing was saved. Run `partner-center-sync login` again and approve the request."
+    )]
+    LoginDeclined,
+    #[error(
+        "The sign-in code expired after {minutes} minutes without a completed sign-in; nothing was saved. \
+         Run `partner-center-sync login` again and finish signing in within that time."
+    )]
+    LoginExpired { minutes: u64 },
+    #[error("Sign-in cancelled with Ctrl-C; nothing was saved.")]
+    LoginCancelled,
+    /// An answer from the identity service that fits no documented case.
+    #[error("Unexpected answer from the identity service: {message}")]
+    Protocol { message: String },
+    #[error("Internal error in token handling: {message}")]
+    Internal { message: String },
+}
+
+impl AuthError {
+    /// The process exit code for this failure (sysexits: 77 sign-in required, 75 try
+    /// again later, 78 configuration).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AuthError::SignInRequired { .. } => EXIT_NOPERM,
+            AuthError::Transient { .. } => EXIT_TEMPFAIL,
+            AuthError::Configuration { .. } => EXIT_CONFIG,
+            AuthError::LoginCancelled => EXIT_INTERRUPTED,
+            _ => 1,
+        }
+    }
+
+    pub fn is_sign_in_required(&self) -> bool {
+        matches!(self, AuthError::SignInRequired { .. })
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AuthError::Transient { .. })
+    }
 }
 
 /// A bearer token; never printed.
@@ -28,6 +106,10 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
+    pub(crate) fn new(secret: SecretString, expires_on: DateTime<Utc>) -> Self {
+        Self { secret, expires_on }
+    }
+
     /// Only for building the `Authorization` header.
     pub fn secret(&self) -> &str {
         self.secret.expose_secret()
@@ -36,7 +118,9 @@ impl AccessToken {
 
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken").field("expires_on", &self.expires_on).finish_non_exhaustive()
+        f.debug_struct("AccessToken")
+            .field("expires_on", &self.expires_on)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,30 +128,109 @@ impl std::fmt::Debug for AccessToken {
 #[derive(Clone, Debug, PartialEq)]
 pub enum AuthState {
     Unknown,
-    SignedIn { account: String, access_token_expires_at: Option<DateTime<Utc>> },
-    SignInRequired { reason: String },
+    SignedIn {
+        account: String,
+        access_token_expires_at: Option<DateTime<Utc>>,
+    },
+    SignInRequired {
+        reason: String,
+    },
 }
 
-/// Silent token acquisition shared by every caller (cheap to clone).
-#[derive(Clone)]
-pub struct TokenProvider {}
+/// What every auth operation derives from the configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub file: CacheFile,
+    pub scope: ClientScope,
+    /// `account`: the username to use when the cache holds several.
+    pub account: Option<String>,
+}
 
-impl TokenProvider {
-    pub fn new(_config: &Config, _http: reqwest::Client) -> Result<Self, AuthError> {
-        Ok(Self {})
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Self, AuthError> {
+        let client_id = config
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or(AuthError::Configuration {
+                key: "client_id",
+                message: "is not set; it is the Entra app (client) id the sign-in is bound to"
+                    .into(),
+            })?;
+        let tenant = config
+            .tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Configuration {
+                key: "tenant_id",
+                message: "is not set; use the partner tenant's GUID (or `organizations`)".into(),
+            })?;
+        Ok(Self {
+            file: CacheFile::new(&config.token_cache),
+            scope: ClientScope {
+                client_id: client_id.to_owned(),
+                environment: cache::environment_of(&config.authority_url),
+                realm: tenant.to_owned(),
+                scope: config.scope.trim().to_owned(),
+            },
+            account: config.account.clone().filter(|a| !a.trim().is_empty()),
+        })
     }
 
-    /// A token valid for more than 5 minutes, refreshing (once, shared) when needed.
-    pub async fn access_token(&self) -> Result<AccessToken, AuthError> {
-        Err(AuthError::SignInRequired { reason: "auth is not implemented yet".into() })
+    fn no_login(&self) -> AuthError {
+        let whom = match &self.account {
+            Some(a) => format!("for {a} "),
+            None => String::new(),
+        };
+        AuthError::SignInRequired {
+            reason: format!(
+                "no saved login {whom}for client {} in {}",
+                self.scope.client_id,
+                self.file.path().display()
+            ),
+        }
     }
 
-    /// After the API answered 401 with `rejected`: force one refresh.
-    pub async fn refresh_after_rejection(&self, _rejected: &AccessToken) -> Result<AccessToken, AuthError> {
-        Err(AuthError::SignInRequired { reason: "auth is not implemented yet".into() })
+    /// The account to use: the configured username (any case), else the only one.
+    pub fn select_account(&self, cache: &TokenCache) -> Result<AccountEntry, AuthError> {
+        let mut accounts = cache.accounts(&self.scope);
+        if let Some(want) = &self.account {
+            accounts.retain(|a| a.username.eq_ignore_ascii_case(want));
+        }
+        match accounts.len() {
+            0 => Err(self.no_login()),
+            1 => Ok(accounts.remove(0)),
+            _ => {
+                let names: Vec<&str> = accounts.iter().map(|a| a.username.as_str()).collect();
+                Err(AuthError::Configuration {
+                    key: "account",
+                    message: format!(
+                        "the token cache {} holds logins of several accounts ({}); set `account` to the one to use",
+                        self.file.path().display(),
+                        names.join(", ")
+                    ),
+                })
+            }
+        }
     }
+}
 
-    pub fn state(&self) -> AuthState {
-        AuthState::Unknown
-    }
+/// Runs blocking file work (lock waits, fsync) off the async workers.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, AuthError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, AuthError> + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| AuthError::Internal {
+            message: format!("the token cache task failed: {e}"),
+        })?
+}
+
+fn unix_to_utc(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, 0)
 }

@@ -10,7 +10,11 @@ use super::AppState;
 use super::error::ApiError;
 
 /// Compares in constant time so the token cannot be guessed byte by byte from timings.
-pub async fn require_api_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_api_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let expected = state.config.borrow().api_token.clone();
     if let Some(expected) = expected {
         let presented = request
@@ -19,7 +23,11 @@ pub async fn require_api_token(State(state): State<AppState>, request: Request, 
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !bool::from(presented.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        if !bool::from(
+            presented
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes()),
+        ) {
             return Err(ApiError::Unauthorized);
         }
     }

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED is false); enable it to sync.")]
+    #[error(
+        "Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED is false); enable it to sync."
+    )]
     FeatureDisabled,
     #[error("{0}")]
     BadRequest(String),
@@ -42,15 +44,24 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
-                tracing::error!(event = "http_internal_error", error = format!("{e:#}"), "Request failed.");
+                tracing::error!(
+                    event = "http_internal_error",
+                    error = format!("{e:#}"),
+                    "Request failed."
+                );
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        let mut response = (status, Json(serde_json::json!({"success": false, "error": self.to_string()}))).into_response();
+        let mut response = (
+            status,
+            Json(serde_json::json!({"success": false, "error": self.to_string()})),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

@@ -38,7 +38,10 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(api::router())
         .merge(ops::protected_router())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_token));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_token,
+        ));
     Router::new()
         .merge(ops::open_router())
         .merge(ui::router())

@@ -20,8 +20,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("Cannot use the database URL from `database_url`/DATABASE_URL: {0}")]
     BadUrl(#[source] sqlx::Error),
-    #[error("Cannot connect to PostgreSQL at {target}: {source}. Check that it is running and DATABASE_URL is right.")]
-    Connect { target: String, #[source] source: sqlx::Error },
+    #[error(
+        "Cannot connect to PostgreSQL at {target}: {source}. Check that it is running and DATABASE_URL is right."
+    )]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("Cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("Database query failed: {0}")]
@@ -31,7 +37,12 @@ pub enum StoreError {
 /// Connects lazily-checked: the first connection is made now so a bad URL fails at start-up.
 pub async fn connect(url: &SecretString) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.expose_secret().parse().map_err(StoreError::BadUrl)?;
-    let target = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
+    let target = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
@@ -53,10 +64,14 @@ pub async fn schema_is_current(pool: &PgPool) -> Result<bool, StoreError> {
 }
 
 async fn applied_count(pool: &PgPool) -> Result<usize, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
     if !exists {
         return Ok(0);
     }
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }

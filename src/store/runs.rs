@@ -249,7 +249,7 @@ fn clamp(n: i64) -> i32 {
 }
 
 /// For operators reading the history of an HA pair.
-fn hostname() -> Option<String> {
+pub fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -31,7 +31,7 @@ use crate::store::state::SyncState;
 use crate::store::{self, StoreError, companies, lock, runs};
 
 pub use crate::store::runs::{Mode, RequestedMode, RunStatus, Trigger};
-pub use summary::{CliOptions, Progress, RunSummary, SyncArgs, command, run_cli};
+pub use summary::{CliOptions, Progress, RunSummary, run_cli};
 
 /// Pages the writer may commit in one transaction when it has fallen behind.
 const MAX_BATCH_PAGES: usize = 10;

@@ -169,68 +169,6 @@ impl fmt::Display for RunSummary {
     }
 }
 
-/// The arguments of `partner-center-sync sync`, for the CLI's subcommand enum.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct SyncArgs {
-    /// Read every referral and mark those Partner Center no longer returns as missing.
-    #[arg(long)]
-    pub full: bool,
-    /// Fetch and report what would be inserted, updated and marked missing; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Read only referrals updated since this time (RFC 3339, or a date meaning midnight UTC).
-    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_since)]
-    pub since: Option<DateTime<Utc>>,
-    /// Print the run summary as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-        .ok_or_else(|| {
-            format!("`{s}` is not a timestamp; use e.g. 2025-01-15T08:00:00Z or 2025-01-15")
-        })
-}
-
-/// `partner-center-sync sync`: runs, prints the summary (text or JSON) on stdout or the
-/// error on stderr, and returns the exit code (0, 75 another sync running, 77 sign-in
-/// required, 1 otherwise).
-pub async fn command(config: Arc<Config>, args: &SyncArgs) -> u8 {
-    let opts = CliOptions {
-        full: args.full,
-        dry_run: args.dry_run,
-        since: args.since,
-        show_progress: !args.json,
-    };
-    match run_cli(config, opts).await {
-        Ok(summary) => {
-            if args.json {
-                match serde_json::to_string_pretty(&summary) {
-                    Ok(json) => println!("{json}"),
-                    Err(e) => {
-                        eprintln!("Cannot print the run summary as JSON: {e}");
-                        return 1;
-                    }
-                }
-            } else {
-                println!("{summary}");
-            }
-            0
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            e.exit_code()
-        }
-    }
-}
-
 /// What [`run_cli`] needs from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct CliOptions {

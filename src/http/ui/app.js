@@ -96,6 +96,16 @@
     return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(n) + (currency ? ` ${currency}` : '');
   }
 
+  /** Partner Center's company sizes (`51to250employees`, `Morethan20000employees`) in words. */
+  function companySize(size) {
+    if (!size) return null;
+    const range = /^(\d+)to(\d+)employees$/i.exec(size);
+    if (range) return `${Number(range[1]).toLocaleString()}–${Number(range[2]).toLocaleString()} employees`;
+    const more = /^morethan(\d+)employees$/i.exec(size);
+    if (more) return `More than ${Number(more[1]).toLocaleString()} employees`;
+    return size;
+  }
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return '—';
     if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
@@ -105,13 +115,15 @@
     return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
   }
 
-  const plural = (n, one, many) => `${n.toLocaleString()} ${n === 1 ? one : many}`;
+  /** Counts from the server, tolerating a missing field rather than breaking the page. */
+  const num = (n) => (Number(n) || 0).toLocaleString();
+  const plural = (n, one, many) => `${num(n)} ${Number(n) === 1 ? one : many}`;
 
   // ---------------------------------------------------------------- toasts
 
   function toast(kind, title, message) {
     const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status', 'data-testid': 'toast', 'data-kind': kind },
-      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small' }, message) : null),
+      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small', title: message }, message) : null),
       el('button', { type: 'button', 'aria-label': 'Dismiss', onclick: () => node.remove() }, '×'));
     $('toasts').append(node);
     setTimeout(() => node.remove(), kind === 'error' ? 15000 : 8000);
@@ -520,7 +532,7 @@
         ['Name', r.customer_name || customer.name],
         ['Domain', r.customer_domain ? el('button', { type: 'button', class: 'link', onclick: () => { $('detail').close(); filterDomain(r.customer_domain); } }, r.customer_domain) : null],
         ['Location', [address.city, address.state, r.customer_country || address.country].filter(Boolean).join(', ')],
-        ['Size', customer.size],
+        ['Size', companySize(customer.size)],
       ]),
       el('h3', {}, 'Customer contacts'),
       people(r.customer_team, 'No customer contacts.', 'customer-team'),
@@ -608,7 +620,7 @@
       $('companies-body').replaceChildren(...body.items.map((c) => el('tr', { 'data-testid': 'company-row', 'data-domain': c.domain },
         el('td', { 'data-label': 'Domain' }, el('button', { type: 'button', class: 'link', 'data-testid': 'company-open', title: `Show referrals of ${c.domain}`, onclick: () => filterDomain(c.domain) }, c.domain)),
         el('td', { 'data-label': 'Name' }, c.name || '—'),
-        el('td', { 'data-label': 'Referrals', class: 'num' }, c.referral_count.toLocaleString()),
+        el('td', { 'data-label': 'Referrals', class: 'num' }, num(c.referral_count)),
         el('td', { 'data-label': 'Latest status' }, statusBadge(c.latest_status) || '—'),
         el('td', { 'data-label': 'Latest referral', class: 'nowrap' }, timeEl(c.latest_referral_at)))));
       showEmpty('companies-empty', body.total === 0 ? (view.co.q ? 'No companies match.' : 'No companies yet; they appear as referrals are synced.') : '');
@@ -647,7 +659,7 @@
 
   function counts(run) {
     const parts = [['fetched', run.fetched], ['new', run.inserted], ['updated', run.updated], ['unchanged', run.unchanged], ['missing', run.marked_missing], ['parse errors', run.parse_errors]];
-    return el('span', { class: 'counts' }, parts.filter(([label, n]) => n > 0 || label === 'fetched').map(([label, n]) => el('span', {}, el('b', {}, n.toLocaleString()), ` ${label}`)));
+    return el('span', { class: 'counts' }, parts.filter(([label, n]) => n > 0 || label === 'fetched').map(([label, n]) => el('span', {}, el('b', {}, num(n)), ` ${label}`)));
   }
 
   async function loadRuns() {
@@ -692,19 +704,20 @@
     if (!h) return { state: 'unreachable', text: 'Daemon unreachable', detail: 'The status endpoint did not answer; retrying.', tone: 'bad' };
     const run = h.current_run;
     if (run && run.status === 'running') {
-      const live = [plural(run.pages, 'page', 'pages'), `${run.fetched.toLocaleString()} fetched`, `${run.inserted.toLocaleString()} new`, `${run.updated.toLocaleString()} updated`];
+      const live = [plural(run.pages, 'page', 'pages'), `${num(run.fetched)} fetched`, `${num(run.inserted)} new`, `${num(run.updated)} updated`];
       return { state: 'running', text: `Syncing · ${live.join(' · ')}`, detail: `Run #${run.id} (${run.trigger}, ${run.mode}) started ${relative(run.started_at || run.queued_at)}.` };
     }
     if (run) return { state: 'queued', text: 'Sync queued', detail: `Run #${run.id} will start shortly.` };
     if (h.database && h.database.reachable === false) return { state: 'unreachable', text: 'Database unreachable', detail: 'The daemon cannot reach PostgreSQL; see its log.', tone: 'bad' };
     if (!h.partner_center_enabled) return { state: 'disabled', text: 'Sync disabled', detail: null };
     if (h.auth && h.auth.state === 'sign_in_required') {
-      return { state: 'sign_in_required', text: 'Sign-in required', detail: h.auth.message || 'Run `partner-center-sync login` on the server.', tone: 'warn' };
+      // The explanation shows as the Sync now hint, below.
+      return { state: 'sign_in_required', text: 'Sign-in required', detail: null };
     }
     const last = h.last_run;
     if (!last) return { state: 'idle', text: 'Not synced yet', detail: null };
     if (last.status === 'succeeded') {
-      return { state: 'succeeded', text: 'Up to date', detail: `Last run #${last.id}: ${last.fetched.toLocaleString()} fetched, ${last.inserted.toLocaleString()} new, ${last.updated.toLocaleString()} updated.` };
+      return { state: 'succeeded', text: 'Up to date', detail: `Last run #${last.id}: ${num(last.fetched)} fetched, ${num(last.inserted)} new, ${num(last.updated)} updated.` };
     }
     if (last.status === 'failed') return { state: 'failed', text: 'Last sync failed', detail: last.error || `Run #${last.id} failed.`, tone: 'bad' };
     if (last.status === 'cancelled') return { state: 'cancelled', text: 'Last sync cancelled', detail: last.error || `Run #${last.id} was cancelled.`, tone: 'warn' };
@@ -718,6 +731,8 @@
     indicator.querySelector('.status-text').textContent = d.text;
     const detail = $('status-detail');
     detail.textContent = d.detail || '';
+    // Long errors are clamped to three lines; the whole text is on hover and in the Runs tab.
+    detail.title = d.detail || '';
     detail.hidden = !d.detail;
     detail.className = `status-detail small${d.tone ? ` ${d.tone}` : ''}`;
     $('version').textContent = h && h.version ? `partner-center-sync ${h.version}` : '';
@@ -729,7 +744,7 @@
     const active = d.state === 'running' || d.state === 'queued';
     let reason = '';
     if (h && !h.partner_center_enabled) reason = 'Sync is turned off (HUNTER_PARTNER_CENTER_ENABLED=false); enable it and reload the daemon.';
-    else if (h && h.auth && h.auth.state === 'sign_in_required') reason = 'Sign-in required: run `partner-center-sync login` on the server.';
+    else if (h && h.auth && h.auth.state === 'sign_in_required') reason = h.auth.message || 'Sign-in required: run `partner-center-sync login` on the server.';
     button.disabled = Boolean(reason) || active || status.triggering;
     button.classList.toggle('busy', active || status.triggering);
     button.querySelector('.label').textContent = active ? 'Syncing…' : 'Sync now';
@@ -740,7 +755,7 @@
   }
 
   function runMessage(run) {
-    return `Run #${run.id}: ${plural(run.inserted, 'referral', 'referrals')} inserted, ${run.updated.toLocaleString()} updated, ${run.unchanged.toLocaleString()} unchanged.`;
+    return `Run #${run.id}: ${plural(run.inserted, 'referral', 'referrals')} inserted, ${num(run.updated)} updated, ${num(run.unchanged)} unchanged.`;
   }
 
   /** Announces each watched run once when it ends, then refreshes what it changed. */
@@ -780,13 +795,16 @@
       h = null;
     }
     status.health = h;
-    if (h && h.current_run) status.watched.add(h.current_run.id);
-    renderStatus(h);
-    if (h) {
-      await announceFinished(h);
-      if (h.current_run && view.tab === 'runs') loadRuns();
+    try {
+      if (h && h.current_run) status.watched.add(h.current_run.id);
+      renderStatus(h);
+      if (h) {
+        await announceFinished(h);
+        if (h.current_run && view.tab === 'runs') loadRuns();
+      }
+    } finally {
+      schedulePoll();
     }
-    schedulePoll();
   }
 
   function schedulePoll() {

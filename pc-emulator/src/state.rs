@@ -1,0 +1,53 @@
+//! The state every handler shares. Locks are std locks held only for in-memory work, never
+//! across an `.await`, so test code can steer the emulator while requests are in flight.
+
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::EmulatorConfig;
+use crate::faults::FaultEngine;
+use crate::identity::Identity;
+use crate::stats::StatsCollector;
+use crate::store::ReferralStore;
+
+pub(crate) struct Shared {
+    /// `http://127.0.0.1:PORT`, known once the listener is bound.
+    pub base_url: String,
+    pub config: EmulatorConfig,
+    identity: Mutex<Identity>,
+    store: RwLock<ReferralStore>,
+    faults: Mutex<FaultEngine>,
+    pub stats: StatsCollector,
+}
+
+impl Shared {
+    pub fn new(config: EmulatorConfig, base_url: String, store: ReferralStore) -> Shared {
+        Shared {
+            identity: Mutex::new(Identity::new(&config, &base_url)),
+            faults: Mutex::new(FaultEngine::new(config.faults.clone(), config.seed)),
+            store: RwLock::new(store),
+            stats: StatsCollector::default(),
+            base_url,
+            config,
+        }
+    }
+
+    pub fn identity(&self) -> MutexGuard<'_, Identity> {
+        self.identity.lock().expect("identity lock poisoned")
+    }
+
+    pub fn store(&self) -> RwLockReadGuard<'_, ReferralStore> {
+        self.store.read().expect("referral store lock poisoned")
+    }
+
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, ReferralStore> {
+        self.store.write().expect("referral store lock poisoned")
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, FaultEngine> {
+        self.faults.lock().expect("fault engine lock poisoned")
+    }
+
+    pub fn replace_faults(&self, engine: FaultEngine) {
+        *self.faults() = engine;
+    }
+}

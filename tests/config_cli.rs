@@ -1,0 +1,249 @@
+//! The CLI's configuration and migration commands, run as the real binary.
+
+mod support;
+
+use std::process::Output;
+
+use support::{TestDb, command};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = command();
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write_config(content: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, content).expect("write config");
+    (dir, path.to_string_lossy().into_owned())
+}
+
+const DB: (&str, &str) = (
+    "DATABASE_URL",
+    "postgres://postgres@127.0.0.1:5432/postgres",
+);
+
+#[test]
+fn three_mistakes_are_all_reported_with_exit_78() {
+    let (_dir, path) = write_config(
+        "enabled = true\nsync_interval = \"soon\"\napi_url = \"http://example.com/v1.0\"\n",
+    );
+    let o = run(&["--config", &path, "config", "check"], &[DB]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    let err = stderr(&o);
+    for key in ["client_id", "tenant_id", "sync_interval", "api_url"] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+    assert!(
+        err.contains("HUNTER_PARTNER_CENTER_CLIENT_ID"),
+        "the fix names the env var:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("file {path}")),
+        "the source is named:\n{err}"
+    );
+}
+
+#[test]
+fn type_error_and_bad_url_in_one_file_are_both_reported() {
+    let (_dir, path) =
+        write_config("sync_interval = \"soon\"\nauthority_url = \"login dot microsoft\"\n");
+    let o = run(&["--config", &path, "config", "check"], &[DB]);
+    assert_eq!(o.status.code(), Some(78));
+    let err = stderr(&o);
+    assert!(
+        err.contains("sync_interval") && err.contains("`soon` is not a duration"),
+        "{err}"
+    );
+    assert!(
+        err.contains("authority_url") && err.contains("not an absolute http(s) URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error_not_an_empty_config() {
+    let o = run(
+        &[
+            "--config",
+            "/nonexistent/partner-center-sync.toml",
+            "config",
+            "check",
+        ],
+        &[DB],
+    );
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        stderr(&o).contains("/nonexistent/partner-center-sync.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn env_overrides_file_and_a_numeric_client_id_is_a_string() {
+    let (_dir, path) = write_config("client_id = \"from-file\"\nlisten = \"127.0.0.1:9000\"\n");
+    let o = run(
+        &["--config", &path, "config", "show"],
+        &[("HUNTER_PARTNER_CENTER_CLIENT_ID", "0123456789"), DB],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("client_id = \"0123456789\"  # env HUNTER_PARTNER_CENTER_CLIENT_ID"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("listen = \"127.0.0.1:9000\"  # file {path}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_config_show_or_logs() {
+    let secret = "Zx9-very-secret-client-value";
+    let token = "api-token-value-0123456789abcdef";
+    let o = run(
+        &["config", "show"],
+        &[
+            ("HUNTER_PARTNER_CENTER_CLIENT_SECRET", secret),
+            ("HUNTER_PARTNER_CENTER_API_TOKEN", token),
+            (
+                "DATABASE_URL",
+                "postgres://app:db-password-42@127.0.0.1:5432/app",
+            ),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    for s in [secret, token, "db-password-42"] {
+        assert!(!all.contains(s), "{s} leaked:\n{all}");
+    }
+    assert!(
+        stdout(&o).contains("client_secret = \"[redacted]\""),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_valid_config_checks_ok() {
+    let o = run(
+        &["config", "check"],
+        &[
+            ("HUNTER_PARTNER_CENTER_ENABLED", "true"),
+            (
+                "HUNTER_PARTNER_CENTER_CLIENT_ID",
+                "e4a1c7f2-9d3b-4a68-b5c0-1f2e3d4c5b6a",
+            ),
+            (
+                "HUNTER_PARTNER_CENTER_TENANT_ID",
+                "b7e2a9c4-3f16-4d58-8e0a-5c7d9f1b3a26",
+            ),
+            DB,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn the_sample_config_file_is_valid() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/partner-center-sync.toml"
+    );
+    let o = run(&["--config", sample, "config", "check"], &[DB]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn migrate_twice_is_a_no_op_and_creates_the_documented_columns() {
+    let db = TestDb::empty().await;
+    let first = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(!stdout(&first).contains("Applied 0 "), "{}", stdout(&first));
+    let second = run(&["migrate"], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(
+        stdout(&second).contains("Applied 0 migration(s)"),
+        "{}",
+        stdout(&second)
+    );
+
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_name = 'partner_center_referrals'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("columns");
+    let has = |name: &str, ty: &str| columns.iter().any(|(n, t)| n == name && t == ty);
+    for (name, ty) in [
+        ("id", "text"),
+        ("engagement_id", "text"),
+        ("name", "text"),
+        ("status", "text"),
+        ("substatus", "text"),
+        ("type", "text"),
+        ("qualification", "text"),
+        ("direction", "text"),
+        ("customer_name", "text"),
+        ("customer_country", "text"),
+        ("customer_domain", "text"),
+        ("deal_value", "numeric"),
+        ("currency", "text"),
+        ("created_at", "timestamp with time zone"),
+        ("updated_at", "timestamp with time zone"),
+        ("etag", "text"),
+        ("payload", "jsonb"),
+        ("first_seen_at", "timestamp with time zone"),
+        ("last_seen_at", "timestamp with time zone"),
+        ("missing_since", "timestamp with time zone"),
+    ] {
+        assert!(has(name, ty), "column {name} {ty} missing: {columns:?}");
+    }
+}
+
+#[test]
+fn migrate_without_a_database_url_names_the_key() {
+    let o = run(&["migrate"], &[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(stderr(&o).contains("DATABASE_URL"), "{}", stderr(&o));
+}
+
+/// The path the harness and the demo take when nothing listens on 5432 and no
+/// DATABASE_URL is set, exercised directly so it is tested on every machine.
+#[tokio::test]
+async fn a_throwaway_cluster_starts_answers_and_is_removed() {
+    let pg =
+        partner_center_sync::devdb::ThrowawayPostgres::start().expect("throwaway cluster starts");
+    let url = pg.url();
+    let port = url::Url::parse(&url).expect("url").port().expect("port");
+    assert_ne!(port, 5432);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connects");
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("query");
+    assert_eq!(one, 1);
+    pool.close().await;
+    drop(pg);
+    let gone = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
+    assert!(gone, "the cluster still listens on {port} after drop");
+}

@@ -1,0 +1,179 @@
+//! Shared by every integration test file: a fresh PostgreSQL database per test, and the
+//! path of the real binary. Include with `mod support;`.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::OnceLock;
+
+use partner_center_sync::devdb::DatabaseChoice;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
+
+/// One server per test binary: `DATABASE_URL`, else 127.0.0.1:5432, else a throwaway
+/// cluster that a reaper removes when the test binary exits.
+fn server() -> &'static str {
+    static SERVER: OnceLock<(String, Option<DatabaseChoice>)> = OnceLock::new();
+    let (url, _) = SERVER.get_or_init(|| match DatabaseChoice::pick() {
+        Ok(choice) => (choice.url(), Some(choice)),
+        Err(e) => panic!("{e}"),
+    });
+    url
+}
+
+/// A fresh, migrated database, dropped when the value is dropped.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let admin_url = server().to_owned();
+        let name = format!("pcs_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .expect("connect to the test server");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = with_database(&admin_url, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        partner_center_sync::store::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        TestDb { pool, url, name }
+    }
+
+    /// A database that exists but has no schema yet, for `migrate` tests.
+    pub async fn empty() -> TestDb {
+        let admin_url = server().to_owned();
+        let name = format!("pcs_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .expect("connect to the test server");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = with_database(&admin_url, &name);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        TestDb { pool, url, name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = server().to_owned();
+        let name = self.name.clone();
+        // Drop cannot be async; a short-lived runtime on its own thread does the cleanup.
+        // The pool is not closed from there: its connections belong to the test's runtime,
+        // which is blocked in this join; FORCE ends them instead.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url)
+                    .await
+                {
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("server URL parses");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+/// The real binary under test.
+pub fn bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_partner-center-sync"))
+}
+
+/// A command for the real binary with a clean environment: no inherited
+/// `HUNTER_PARTNER_CENTER_*`, `DATABASE_URL` or `RUST_LOG`, and no system config file.
+pub fn command() -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HUNTER_PARTNER_CENTER_")
+            || k == "DATABASE_URL"
+            || k == "RUST_LOG"
+            || k == "CREDENTIALS_DIRECTORY"
+            || k == "STATE_DIRECTORY"
+            || k == "JOURNAL_STREAM"
+            || k == "NOTIFY_SOCKET"
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// The real daemon, in-process, on 127.0.0.1 port 0 over `db`; stopped on drop.
+pub struct TestDaemon {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub handle: partner_center_sync::daemon::DaemonHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub async fn spawn_daemon(
+    mut config: partner_center_sync::config::Config,
+    db: &TestDb,
+) -> TestDaemon {
+    config.database_url = Some(secrecy::SecretString::from(db.url.clone()));
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let daemon = partner_center_sync::daemon::Daemon::build(config, None, None)
+        .await
+        .expect("daemon builds");
+    let addr = daemon.local_addr();
+    let handle = daemon.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(daemon.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestDaemon {
+        base: format!("http://{addr}"),
+        addr,
+        handle,
+        stop: Some(stop),
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
