@@ -392,7 +392,9 @@
     } catch (error) {
       if (seq !== referralSeq) return;
       $('referrals-body').replaceChildren();
-      showEmpty('referrals-empty', `Could not load referrals: ${error.message}`);
+      showEmpty('referrals-empty', error.status === 401
+        ? 'This daemon requires its API token; reload the page to enter it.'
+        : `Could not load referrals: ${error.message}`);
       $('referrals-summary').textContent = '';
     } finally {
       if (seq === referralSeq) table.removeAttribute('aria-busy');
