@@ -589,7 +589,9 @@ async fn sync_now_fills_the_table_shows_toasts_and_live_status() {
     b.wait_for(
         "clicking a company shows its referrals",
         &format!(
-            "location.search.includes('domain=') && {ROWS}.length > 0 && document.querySelector('[data-testid=domain-chip]').textContent.includes({domain})"
+            "new URLSearchParams(location.search).get('domain') === {domain} && {ROWS}.length > 0 \
+             && [...{ROWS}].every(r => r.dataset.domain === {domain}) \
+             && !document.getElementById('domain-chip-row').hidden"
         ),
     )
     .await;
