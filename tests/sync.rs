@@ -278,15 +278,13 @@ async fn env(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Conf
 
 impl Env {
     fn engine(&self) -> SyncEngine {
+        self.engine_with(Metrics::new())
+    }
+
+    fn engine_with(&self, metrics: Metrics) -> SyncEngine {
         let http = partner_center_sync::outbound::http_client(&self.config).expect("http client");
         let tokens = TokenProvider::new(&self.config, http).expect("token provider");
-        SyncEngine::new(
-            self.config.clone(),
-            self.db.pool.clone(),
-            tokens,
-            Metrics::new(),
-        )
-        .expect("engine")
+        SyncEngine::new(self.config.clone(), self.db.pool.clone(), tokens, metrics).expect("engine")
     }
 
     async fn run(&self, mode: RequestedMode) -> Result<RunSummary, SyncError> {
@@ -896,5 +894,58 @@ async fn a_run_past_its_deadline_fails_cleanly() {
             .await,
         0
     );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn since_reads_only_recent_changes_without_moving_the_watermark_past_a_gap() {
+    let env = env(500, |_, _| {}).await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    let watermark = || async {
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT watermark FROM sync_state")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("state")
+    };
+    let before = watermark().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Timestamps may print with no fractional digits: a second of slack.
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    let changed = env.emu.update_referrals(6);
+    let metrics = Metrics::new();
+    let request = RunRequest {
+        trigger: Trigger::Cli,
+        since: Some(since),
+        ..RunRequest::default()
+    };
+    let s = env
+        .engine_with(metrics.clone())
+        .run(request, CancellationToken::new())
+        .await
+        .expect("--since run");
+    assert_eq!(s.mode, Some(Mode::Incremental));
+    assert_eq!(
+        (s.fetched, s.updated),
+        (changed.len() as u64, changed.len() as u64),
+        "{s}"
+    );
+    assert_eq!(
+        watermark().await,
+        before,
+        "a --since later than the window leaves the watermark"
+    );
+    env.assert_matches_truth().await;
+    let exposition = metrics.encode();
+    for line in [
+        "partner_center_sync_referrals_fetched_total 6",
+        "partner_center_sync_referrals_upserted_total{outcome=\"updated\"} 6",
+        "partner_center_sync_runs_total{trigger=\"cli\",status=\"succeeded\"} 1",
+        "partner_center_sync_partner_center_requests_total{status=\"200\"} 1",
+    ] {
+        assert!(
+            exposition.contains(line),
+            "{line} missing from\n{exposition}"
+        );
+    }
     env.finish().await;
 }
