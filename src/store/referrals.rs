@@ -1,5 +1,7 @@
 //! The referrals table: batched upserts, missing marks, parse errors, dry-run reads.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
@@ -49,14 +51,14 @@ pub struct Changed {
     pub was_counted: bool,
 }
 
-/// One statement for the whole batch. A row is written when it is new, its payload
-/// changed, it was marked missing, or (full passes) to stamp `last_seen_at` so the end of
-/// the pass can tell which referrals were not returned. `rows` must hold each id once:
-/// `ON CONFLICT DO UPDATE` cannot touch a row twice in one statement.
+/// Writes one batch. `rows` must hold each id once.
 ///
-/// `input` is referenced twice, so PostgreSQL materialises it and parses each payload
-/// into jsonb once. The `prev` CTE sees the table as it was before the insert (one
-/// snapshot for the whole statement), which is how updated and unchanged are told apart.
+/// Which rows exist is read first (by id only), so new rows go in with a plain `INSERT`
+/// (what `COPY` costs, without `ON CONFLICT`'s speculative insertion) and existing rows
+/// with an `UPDATE` that only touches those whose payload changed. The sync lock makes
+/// this safe: no other writer can insert the same id in between. A row that was marked
+/// missing is brought back; on full passes every row returned gets `last_seen_at`
+/// stamped, so the end of the pass can tell which referrals were not returned.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[ReferralRow],
@@ -66,90 +68,151 @@ pub async fn upsert(
     if rows.is_empty() {
         return Ok(UpsertOutcome::default());
     }
+    let existing: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "SELECT id, customer_domain, missing_since IS NOT NULL FROM partner_center_referrals WHERE id = ANY($1)",
+    )
+    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let existing: HashMap<String, (Option<String>, bool)> = existing
+        .into_iter()
+        .map(|(id, domain, missing)| (id, (domain, missing)))
+        .collect();
+    let (old, new): (Vec<&ReferralRow>, Vec<&ReferralRow>) =
+        rows.iter().partition(|r| existing.contains_key(&r.id));
+
+    let mut changes: Vec<Changed> = new
+        .iter()
+        .map(|r| Changed {
+            id: r.id.clone(),
+            old_domain: None,
+            was_counted: false,
+        })
+        .collect();
+    write_rows(conn, &new, seen_at, WriteKind::Insert).await?;
+    let updated: HashSet<String> = write_rows(conn, &old, seen_at, WriteKind::UpdateChanged)
+        .await?
+        .into_iter()
+        .collect();
+    let rest: Vec<&str> = old
+        .iter()
+        .map(|r| r.id.as_str())
+        .filter(|id| !updated.contains(*id))
+        .collect();
+    let restored: Vec<String> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(
+            "UPDATE partner_center_referrals SET last_seen_at = $2, missing_since = NULL
+             WHERE id = ANY($1) AND (missing_since IS NOT NULL OR ($3 AND last_seen_at < $2))
+             RETURNING id",
+        )
+        .bind(&rest)
+        .bind(seen_at)
+        .bind(full)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    for id in updated.iter().chain(
+        restored
+            .iter()
+            .filter(|id| existing.get(*id).is_some_and(|(_, missing)| *missing)),
+    ) {
+        if let Some((old_domain, missing)) = existing.get(id) {
+            changes.push(Changed {
+                id: id.clone(),
+                old_domain: old_domain.clone(),
+                was_counted: !missing,
+            });
+        }
+    }
+    let inserted = new.len() as u64;
+    let updated = updated.len() as u64;
+    Ok(UpsertOutcome {
+        inserted,
+        updated,
+        unchanged: (rows.len() as u64).saturating_sub(inserted + updated),
+        changes,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Insert,
+    /// Update rows whose payload differs; returns their ids.
+    UpdateChanged,
+}
+
+/// The typed columns and payload of `rows` as UNNEST arrays, inserted or updated.
+async fn write_rows(
+    conn: &mut PgConnection,
+    rows: &[&ReferralRow],
+    seen_at: DateTime<Utc>,
+    kind: WriteKind,
+) -> Result<Vec<String>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const INPUT: &str = "UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
+            AS i(id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
+                 customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload)";
+    let sql = match kind {
+        WriteKind::Insert => format!(
+            "INSERT INTO partner_center_referrals
+                 (id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
+                  customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload,
+                  first_seen_at, last_seen_at)
+             SELECT id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
+                    customer_country, customer_domain, deal_value::numeric, currency, created_at, updated_at, etag,
+                    payload::jsonb, $18, $18
+             FROM {INPUT}"
+        ),
+        WriteKind::UpdateChanged => format!(
+            "UPDATE partner_center_referrals AS r SET
+                 engagement_id = i.engagement_id, name = i.name, status = i.status, substatus = i.substatus,
+                 type = i.type, qualification = i.qualification, direction = i.direction,
+                 customer_name = i.customer_name, customer_country = i.customer_country,
+                 customer_domain = i.customer_domain, deal_value = i.deal_value::numeric, currency = i.currency,
+                 created_at = i.created_at, updated_at = i.updated_at, etag = i.etag, payload = i.payload::jsonb,
+                 last_seen_at = $18, missing_since = NULL
+             FROM {INPUT}
+             WHERE r.id = i.id AND r.payload IS DISTINCT FROM i.payload::jsonb
+             RETURNING r.id"
+        ),
+    };
     let col = |f: fn(&ReferralRow) -> &Option<String>| {
         rows.iter()
             .map(|r| f(r).as_deref())
             .collect::<Vec<Option<&str>>>()
     };
-    let written: Vec<(String, bool, bool, Option<String>, bool)> = sqlx::query_as(
-        "WITH input AS (
-             SELECT id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                    customer_country, customer_domain, deal_value::numeric AS deal_value, currency, created_at,
-                    updated_at, etag, payload::jsonb AS payload
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
-                 AS i(id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                      customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload)
-         ),
-         prev AS (
-             SELECT r.id, r.customer_domain, r.payload = i.payload AS same, r.missing_since IS NOT NULL AS was_missing
-             FROM partner_center_referrals r JOIN input i USING (id)
-         ),
-         up AS (
-             INSERT INTO partner_center_referrals AS r
-                 (id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                  customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload,
-                  first_seen_at, last_seen_at, missing_since)
-             SELECT id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                    customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag,
-                    payload, $18, $18, NULL
-             FROM input
-             ON CONFLICT (id) DO UPDATE SET
-                 engagement_id = excluded.engagement_id, name = excluded.name, status = excluded.status,
-                 substatus = excluded.substatus, type = excluded.type, qualification = excluded.qualification,
-                 direction = excluded.direction, customer_name = excluded.customer_name,
-                 customer_country = excluded.customer_country, customer_domain = excluded.customer_domain,
-                 deal_value = excluded.deal_value, currency = excluded.currency, created_at = excluded.created_at,
-                 updated_at = excluded.updated_at, etag = excluded.etag, payload = excluded.payload,
-                 last_seen_at = excluded.last_seen_at, missing_since = NULL
-             WHERE r.payload IS DISTINCT FROM excluded.payload
-                OR r.missing_since IS NOT NULL
-                OR ($19 AND r.last_seen_at < excluded.last_seen_at)
-             RETURNING r.id, (xmax = 0) AS inserted
-         )
-         SELECT up.id, up.inserted, COALESCE(NOT prev.same, false), prev.customer_domain,
-                COALESCE(NOT prev.was_missing, false)
-         FROM up LEFT JOIN prev USING (id)
-         WHERE up.inserted OR NOT prev.same OR prev.was_missing",
-    )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
-    .bind(col(|r| &r.engagement_id))
-    .bind(col(|r| &r.name))
-    .bind(col(|r| &r.status))
-    .bind(col(|r| &r.substatus))
-    .bind(col(|r| &r.kind))
-    .bind(col(|r| &r.qualification))
-    .bind(col(|r| &r.direction))
-    .bind(col(|r| &r.customer_name))
-    .bind(col(|r| &r.customer_country))
-    .bind(col(|r| &r.customer_domain))
-    .bind(col(|r| &r.deal_value))
-    .bind(col(|r| &r.currency))
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(col(|r| &r.etag))
-    .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
-    .bind(seen_at)
-    .bind(full)
-    .fetch_all(conn)
-    .await?;
-    let inserted = written.iter().filter(|w| w.1).count() as u64;
-    let updated = written.iter().filter(|w| w.2).count() as u64;
-    let n = rows.len() as u64;
-    Ok(UpsertOutcome {
-        inserted,
-        updated,
-        unchanged: n.saturating_sub(inserted + updated),
-        changes: written
-            .into_iter()
-            .map(|(id, _, _, old_domain, was_counted)| Changed {
-                id,
-                old_domain,
-                was_counted,
-            })
-            .collect(),
-    })
+    let query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+        .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
+        .bind(col(|r| &r.engagement_id))
+        .bind(col(|r| &r.name))
+        .bind(col(|r| &r.status))
+        .bind(col(|r| &r.substatus))
+        .bind(col(|r| &r.kind))
+        .bind(col(|r| &r.qualification))
+        .bind(col(|r| &r.direction))
+        .bind(col(|r| &r.customer_name))
+        .bind(col(|r| &r.customer_country))
+        .bind(col(|r| &r.customer_domain))
+        .bind(col(|r| &r.deal_value))
+        .bind(col(|r| &r.currency))
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .bind(col(|r| &r.etag))
+        .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
+        .bind(seen_at);
+    match kind {
+        WriteKind::Insert => {
+            query.fetch_all(&mut *conn).await?;
+            Ok(Vec::new())
+        }
+        WriteKind::UpdateChanged => Ok(query.fetch_all(&mut *conn).await?),
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
