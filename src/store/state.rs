@@ -33,22 +33,14 @@ pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
     Ok(row.unwrap_or_default())
 }
 
-/// Settings for a sync transaction.
-///
-/// It need not wait for its WAL flush: everything it writes is re-read idempotently by
-/// the next run (the watermark only moves with the last page), so losing the last few
-/// commits to a PostgreSQL crash costs a re-read, never consistency, while a flush per
-/// page would dominate the run time on slow disks.
-///
-/// It plans every statement for its parameters: the table grows from empty during a
-/// first sync, and a generic plan cached while it was small (a sequential scan for
-/// `id = ANY(…)`) made each batch slower than the last.
-pub async fn tune_transaction(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)",
-    )
-    .execute(conn)
-    .await?;
+/// A sync transaction need not wait for its WAL flush: everything it writes is re-read
+/// idempotently by the next run (the watermark only moves with the last page), so losing
+/// the last few commits to a PostgreSQL crash costs a re-read, never consistency, while a
+/// flush per page would dominate the run time on slow disks.
+pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

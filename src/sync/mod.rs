@@ -470,7 +470,7 @@ impl SyncEngine {
         while let Some((batch, is_last)) = pump.next_batch().await? {
             let write_clock = Instant::now();
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            store::state::tune_transaction(&mut tx).await?;
+            store::state::relax_durability(&mut tx).await?;
             let flat = flatten(batch);
             let outcome = referrals::upsert(&mut tx, &flat.rows, started_at, full).await?;
             referrals::record_errors(&mut tx, run_id, &flat.errors).await?;
