@@ -573,15 +573,16 @@ async fn a_manual_trigger_queues_a_run_that_succeeds_and_shows_in_metrics() {
         .expect("count");
     assert_eq!(stored, 100);
 
-    let m = d.metrics().await;
-    assert_eq!(
+    // The counters move just after the run's last transaction commits.
+    let m = wait_for!(d, 10, "the run in /metrics", {
+        let m = d.metrics().await;
         metric(
             &m,
-            r#"partner_center_sync_runs_total{trigger="manual",status="succeeded"}"#
-        ),
-        Some(1.0),
-        "{m}"
-    );
+            r#"partner_center_sync_runs_total{trigger="manual",status="succeeded"}"#,
+        )
+        .is_some_and(|n| n == 1.0)
+        .then_some(m)
+    });
     assert!(
         metric(
             &m,
@@ -941,4 +942,129 @@ async fn two_daemons_on_one_database_never_sync_at_the_same_time() {
     );
     assert!(a.is_running() && b.is_running());
     assert!(s.emulator.stats().max_concurrent_api_requests <= 1);
+}
+
+/// Starts a slow sync of five 20-referral pages, waits for one page to commit, then
+/// holds an EXCLUSIVE lock on the referrals table so the next page's transaction blocks
+/// inside the database, where the run cannot notice a cancellation.
+async fn stuck_in_a_page(s: &Setup, d: &Daemon) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let pool = s.pool();
+    wait_for!(d, 30, "the first page to commit", {
+        runs(pool)
+            .await
+            .iter()
+            .any(|r| r.status == "running" && r.pages >= 1)
+            .then_some(())
+    });
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE partner_center_referrals IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .expect("lock the referrals table");
+    wait_for!(
+        d,
+        30,
+        "the daemon's next page to wait for the table lock",
+        {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks
+             WHERE NOT granted AND relation = 'partner_center_referrals'::regclass",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("pg_locks");
+            (waiting > 0).then_some(())
+        }
+    );
+    blocker
+}
+
+async fn referral_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM partner_center_referrals")
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stuck_past_the_grace_period_is_cancelled_and_rolled_back() {
+    let s = Setup::new(100, "slow:every=1:ms=1000").await;
+    s.login().await;
+    s.write_config(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = true\npage_size = 20\nshutdown_grace = 2\n",
+    );
+    let mut d = s.spawn().await;
+    let blocker = stuck_in_a_page(&s, &d).await;
+
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(20).await;
+    assert!(status.success(), "exit status {status}\n{}", d.log_tail());
+    assert!(
+        !d.events("sync_cancelled").is_empty(),
+        "the grace period ran out and the run was cancelled\n{}",
+        d.log_tail()
+    );
+    blocker.rollback().await.expect("release the table");
+
+    let rows = runs(s.pool()).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let run = &rows[0];
+    assert_eq!(run.status, "cancelled", "{run:?}");
+    assert!(run.finished_at.is_some(), "{run:?}");
+    assert!(
+        run.error.as_deref().is_some_and(|e| e.contains("grace")),
+        "{run:?}"
+    );
+    // The page that was waiting for the lock was rolled back with its counters.
+    let stored = referral_count(s.pool()).await;
+    assert_eq!(stored, i64::from(run.inserted), "{run:?}");
+    assert_eq!(i64::from(run.fetched), i64::from(run.pages) * 20, "{run:?}");
+    assert!(stored < 100, "the run did not finish: {stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once_and_the_next_start_recovers() {
+    let s = Setup::new(100, "slow:every=1:ms=1000").await;
+    s.login().await;
+    s.write_config(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = true\npage_size = 20\nshutdown_grace = 60\n",
+    );
+    let mut d = s.spawn().await;
+    let blocker = stuck_in_a_page(&s, &d).await;
+
+    d.signal(libc::SIGTERM);
+    wait_for!(d, 10, "shutdown_started", {
+        (!d.events("shutdown_started").is_empty()).then_some(())
+    });
+    assert!(
+        d.is_running(),
+        "the first signal waits for the run (grace 60 s)"
+    );
+    let signalled = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(20).await;
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "the second signal does not wait for the 60 s grace period"
+    );
+    assert!(
+        !status.success(),
+        "a forced exit is not a clean one: {status}"
+    );
+    assert!(!d.events("shutdown_forced").is_empty(), "{}", d.log_tail());
+    drop(d);
+    blocker.rollback().await.expect("release the table");
+
+    // The next daemon closes the abandoned run and completes a run of its own.
+    s.emulator.set_faults(FaultSpec::default());
+    let d = s.spawn().await;
+    let rows = wait_for!(d, 30, "the next start-up run to succeed", {
+        let rows = runs(s.pool()).await;
+        rows.iter().any(|r| r.status == "succeeded").then_some(rows)
+    });
+    let abandoned = &rows[0];
+    assert_eq!(abandoned.status, "failed", "{rows:?}");
+    assert!(abandoned.finished_at.is_some(), "{rows:?}");
+    assert!(rows.iter().all(|r| r.status != "running"), "{rows:?}");
+    assert_eq!(referral_count(s.pool()).await, 100);
 }
