@@ -429,9 +429,22 @@ async fn worker(
             Err(e) => format!("Last sync #{run_id} failed: {e}"),
         };
         notify(&[sd_notify::NotifyState::Status(&status)]);
+        release_freed_memory();
         if stop.is_cancelled() {
             return;
         }
+    }
+}
+
+/// A run's pages and batches take a few MB that are freed when it ends, but glibc keeps
+/// freed memory in its arenas, so without this an idle daemon holds its peak for good
+/// (measured in docs/idle.md: about 4 MB of a 24 MB footprint).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages of the allocator's own arenas back to
+    // the kernel; it touches no memory the program uses.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -503,6 +503,22 @@ async fn with_the_flag_off_ticks_are_skipped_and_nothing_is_fetched() {
         before.requests_to(PathKind::Token),
         "not even a token refresh"
     );
+
+    // Turning the flag on is a reload away.
+    s.write_config("enabled = true\nsync_interval = 1\nsync_on_startup = true\n");
+    d.signal(libc::SIGHUP);
+    let reloaded = wait_for!(d, 20, "config_reloaded", d.events("config_reloaded").pop());
+    assert!(
+        reloaded["changed"]
+            .as_str()
+            .is_some_and(|c| c.contains("enabled")),
+        "{reloaded}"
+    );
+    wait_for!(d, 20, "a scheduled run once enabled", {
+        (succeeded(&runs(s.pool()).await) >= 1).then_some(())
+    });
+    assert!(api_requests(&s.emulator) > 0);
+    assert_eq!(d.health().await["partner_center_enabled"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
