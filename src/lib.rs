@@ -14,12 +14,14 @@
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
+//! - [`demo`]: `partner-center-sync demo`, the one-command quickstart.
 //! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod devdb;
 pub mod http;
 pub mod metrics;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use partner_center_sync::config::Config;
+use pc_emulator::{Emulator, EmulatorConfig, FaultSpec, PathKind};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -183,7 +184,7 @@ impl Drop for Browser {
     }
 }
 
-/// The real router on loopback over a database the test fills.
+/// The real daemon (in-process, on loopback) over a fresh database.
 struct Site {
     base: String,
     _daemon: support::TestDaemon,
@@ -199,6 +200,54 @@ async fn serve(config: Config) -> Site {
         db,
     }
 }
+
+/// A daemon wired to the emulator and signed in through the real device-code login (the
+/// emulator approves it by itself), as the demo runs it. No run happens until the test
+/// asks: no start-up run, an hour between scheduled ones.
+struct Live {
+    emu: Emulator,
+    site: Site,
+    _dir: tempfile::TempDir,
+}
+
+async fn live(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Config)) -> Live {
+    let mut emu_config = EmulatorConfig {
+        referrals,
+        auto_approve_after: Some(1),
+        device_code_interval_secs: 0,
+        ..EmulatorConfig::default()
+    };
+    let mut config = Config {
+        enabled: true,
+        sync_on_startup: false,
+        sync_interval: Duration::from_secs(3600),
+        retry_max_delay: Duration::from_secs(1),
+        http_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    tweak(&mut emu_config, &mut config);
+    let emu = Emulator::start(emu_config).await.expect("emulator starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.client_id = Some(emu.client_id());
+    config.tenant_id = Some(emu.tenant_id());
+    config.api_url = emu.api_url().parse().expect("api url");
+    config.authority_url = emu.authority_url().parse().expect("authority url");
+    config.token_cache = dir.path().join("msal_token_cache.json");
+    if config.enabled {
+        partner_center_sync::auth::login(&config, true)
+            .await
+            .expect("device-code login against the emulator");
+    }
+    let site = serve(config).await;
+    Live {
+        emu,
+        site,
+        _dir: dir,
+    }
+}
+
+const STATE: &str = "document.querySelector('[data-testid=sync-status]').dataset.state";
+const TOASTS: &str = "[...document.querySelectorAll('[data-testid=toast]')]";
 
 /// A tricky name: quotes, markup, accents and an emoji must show exactly as typed.
 const TRICKY_NAME: &str = "Zoë's \"Café\" <b>bold</b> 🚀 rollout";
@@ -276,6 +325,24 @@ async fn filtering_by_status_changes_the_rows_and_the_url_keeps_it() {
     assert_eq!(url.query(), Some("status=Closed"));
     b.screenshot("closed").await;
 
+    // Sorting is done by the server and kept in the URL too.
+    b.client
+        .find(Locator::Css("th[data-sort=deal_value] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for(
+        "rows sorted by deal value, largest first",
+        &format!(
+            "location.search === '?status=Closed&sort=deal_value&order=desc' \
+             && document.querySelector('th[data-sort=deal_value]').getAttribute('aria-sort') === 'descending' \
+             && {ROWS}[0].dataset.id === 'ref-023'"
+        ),
+    )
+    .await;
+
     // The URL is the shareable view: a fresh load restores the filter.
     b.client
         .goto(&format!("{}/?status=Closed&substatus=Won", site.base))
@@ -313,7 +380,8 @@ async fn detail_view_shows_key_fields_and_the_raw_json() {
         0,
         "markup in a name is never interpreted"
     );
-    first.click().await.unwrap();
+    // Keyboard: the name is a button, so Enter opens the panel.
+    first.send_keys("\u{e007}").await.unwrap();
     b.wait_for(
         "the detail panel opens with the name",
         &format!(
@@ -421,5 +489,198 @@ async fn the_page_asks_for_the_api_token_once_and_keeps_it_for_the_tab() {
             .await,
         false
     );
+    b.close().await;
+}
+
+#[tokio::test]
+async fn sync_now_fills_the_table_shows_toasts_and_live_status() {
+    // Small, slowed pages so the run lasts a few seconds and its live counts can be seen.
+    let live = live(137, |emu, config| {
+        emu.faults = FaultSpec::parse("slow:every=1:ms=800").expect("fault spec");
+        config.page_size = 20;
+    })
+    .await;
+    let b = Browser::start("sync", 1440, 900).await;
+    b.client.goto(&live.site.base).await.unwrap();
+    b.wait_for(
+        "the status says nothing was synced yet",
+        &format!("{STATE} === 'idle'"),
+    )
+    .await;
+    b.wait_for(
+        "the empty table invites a sync",
+        "document.querySelector('[data-testid=referrals-empty]').textContent.includes('Sync now')",
+    )
+    .await;
+    assert_eq!(b.js(&format!("return {ROWS}.length")).await, 0);
+
+    b.by_testid("sync-now").await.click().await.unwrap();
+    b.wait_for(
+        "a toast says the sync was queued",
+        &format!("{TOASTS}.some(t => t.textContent.includes('Sync queued'))"),
+    )
+    .await;
+    b.wait_for(
+        "the status shows the running run with live counts and progress",
+        &format!(
+            "{STATE} === 'running' && /\\d+ fetched/.test(document.querySelector('[data-testid=sync-status]').textContent) \
+             && !document.querySelector('[data-testid=sync-progress]').hidden \
+             && document.querySelector('[data-testid=sync-now]').disabled"
+        ),
+    )
+    .await;
+    b.screenshot("running").await;
+    b.wait_for(
+        "a success toast gives the inserted and updated counts",
+        &format!(
+            "{TOASTS}.some(t => t.dataset.kind === 'success' && t.textContent.includes('137 referrals inserted, 0 updated'))"
+        ),
+    )
+    .await;
+    b.wait_for(
+        "the table fills with the first page of 137",
+        &format!(
+            "{ROWS}.length === 50 && document.querySelector('[data-testid=referrals-summary]').textContent === '1–50 of 137 referrals'"
+        ),
+    )
+    .await;
+    b.wait_for(
+        "the status turns to succeeded",
+        &format!("{STATE} === 'succeeded'"),
+    )
+    .await;
+    let last = b.by_testid("last-success").await.text().await.unwrap();
+    assert_eq!(last, "just now");
+    b.wait_for(
+        "Sync now is usable again",
+        "!document.querySelector('[data-testid=sync-now]').disabled",
+    )
+    .await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM partner_center_referrals")
+        .fetch_one(&live.site.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 137);
+    assert_eq!(live.emu.referral_count(), 137);
+    b.screenshot("done").await;
+    b.js("document.querySelectorAll('[data-testid=toast]').forEach(t => t.remove())")
+        .await;
+    b.screenshot("overview").await;
+    b.by_testid("referral-open").await.click().await.unwrap();
+    b.wait_for(
+        "the detail panel opens on the first referral",
+        "document.getElementById('detail').open && document.querySelector('[data-testid=timeline] li') \
+         && document.getAnimations().every(a => a.animationName !== 'slidein' || a.playState === 'finished')",
+    )
+    .await;
+    b.screenshot("detail").await;
+    b.by_testid("detail-close").await.click().await.unwrap();
+
+    b.by_testid("tab-companies").await.click().await.unwrap();
+    b.wait_for(
+        "companies derived from the referrals are listed",
+        "document.querySelectorAll('[data-testid=company-row]').length > 0",
+    )
+    .await;
+    let domain = b
+        .js("return document.querySelector('[data-testid=company-row]').dataset.domain")
+        .await;
+    b.by_testid("company-open").await.click().await.unwrap();
+    b.wait_for(
+        "clicking a company shows its referrals",
+        &format!(
+            "new URLSearchParams(location.search).get('domain') === {domain} && {ROWS}.length > 0 \
+             && [...{ROWS}].every(r => r.dataset.domain === {domain}) \
+             && !document.getElementById('domain-chip-row').hidden"
+        ),
+    )
+    .await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn with_the_flag_off_sync_now_is_disabled_and_the_api_refuses() {
+    let live = live(10, |_, config| config.enabled = false).await;
+    let b = Browser::start("disabled", 1280, 720).await;
+    b.client.goto(&live.site.base).await.unwrap();
+    b.wait_for(
+        "the status says sync is disabled",
+        &format!("{STATE} === 'disabled'"),
+    )
+    .await;
+    let button = b.by_testid("sync-now").await;
+    assert!(!button.is_enabled().await.unwrap(), "Sync now is disabled");
+    let hint = b.by_testid("sync-hint").await;
+    assert!(hint.is_displayed().await.unwrap());
+    let hint = hint.text().await.unwrap();
+    assert!(hint.contains("HUNTER_PARTNER_CENTER_ENABLED"), "{hint}");
+    b.screenshot("header").await;
+    b.close().await;
+
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/partner-center/referrals/sync",
+            live.site.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert!(
+        body["error"].as_str().unwrap().contains("disabled"),
+        "{body}"
+    );
+    assert_eq!(
+        live.emu.stats().requests_to(PathKind::ReferralList),
+        0,
+        "nothing was fetched"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_shows_its_error() {
+    let live = live(30, |emu, config| {
+        emu.faults = FaultSpec::parse("500:every=1").expect("fault spec");
+        config.retry_max_attempts = 1;
+    })
+    .await;
+    let b = Browser::start("failed", 1440, 900).await;
+    b.client.goto(&live.site.base).await.unwrap();
+    b.wait_for("the page is ready", &format!("{STATE} === 'idle'"))
+        .await;
+    b.by_testid("sync-now").await.click().await.unwrap();
+    b.wait_for(
+        "an error toast says the sync failed",
+        &format!("{TOASTS}.some(t => t.dataset.kind === 'error' && t.textContent.includes('Sync failed'))"),
+    )
+    .await;
+    b.wait_for(
+        "the status shows the failure",
+        &format!("{STATE} === 'failed'"),
+    )
+    .await;
+    let error: String = sqlx::query_scalar("SELECT error FROM sync_runs WHERE status = 'failed'")
+        .fetch_one(&live.site.db.pool)
+        .await
+        .expect("one failed run with an error");
+    assert_eq!(
+        b.by_testid("status-detail").await.text().await.unwrap(),
+        error
+    );
+    b.screenshot("header").await;
+
+    b.by_testid("tab-runs").await.click().await.unwrap();
+    b.wait_for(
+        "the runs tab lists the failed run with its error",
+        "document.querySelector('[data-testid=run-row][data-status=failed] [data-testid=run-error]')",
+    )
+    .await;
+    let shown = b
+        .js("return document.querySelector('[data-testid=run-row][data-status=failed] [data-testid=run-error]').textContent")
+        .await;
+    assert_eq!(shown, error.as_str());
+    b.screenshot("runs").await;
     b.close().await;
 }

@@ -651,6 +651,26 @@ async fn bearer_token_guards_the_data_but_not_the_page() {
         200,
         "the page itself holds no data and stays open"
     );
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let r = app
+            .client
+            .get(format!("{}{open}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{open} stays open");
+    }
+    let unknown = app
+        .client
+        .get(format!("{}/no/such/page", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.status(),
+        404,
+        "an unknown path is not found, not unauthorized"
+    );
 }
 
 #[tokio::test]

@@ -1,61 +1,28 @@
 //! The sync engine against real PostgreSQL (and, end to end, the real emulator).
 
+mod support;
+
+use support::TestDb;
+
 use chrono::{DateTime, Utc};
 use partner_center_sync::store::referrals::{self, ReferralRow};
 use partner_center_sync::store::{companies, lock, runs};
 use partner_center_sync::sync::extract;
 use serde_json::value::RawValue;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// A fresh, migrated database on the local server, dropped at the end of the test.
-struct Db {
-    pool: PgPool,
-    name: String,
-}
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-impl Db {
-    async fn new() -> Db {
-        let name = format!("pcs_sync_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create db");
-        admin.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect(&format!("{SERVER}/{name}"))
-            .await
-            .expect("connect");
-        partner_center_sync::store::migrate(&pool)
-            .await
-            .expect("migrate");
-        Db { pool, name }
-    }
-
-    async fn drop_db(self) {
-        self.pool.close().await;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{SERVER}/postgres"))
-            .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&admin)
-        .await
-        .expect("drop db");
-    }
-}
+use partner_center_sync::auth::TokenProvider;
+use partner_center_sync::config::Config;
+use partner_center_sync::metrics::Metrics;
+use partner_center_sync::sync::{
+    Mode, RequestedMode, RunRequest, RunStatus, RunSummary, SyncEngine, SyncError, Trigger,
+};
+use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 fn row(id: &str, status: &str, updated: &str, email: &str) -> ReferralRow {
     let json = format!(
@@ -75,7 +42,7 @@ async fn seen_at(pool: &PgPool) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let t0 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
@@ -87,8 +54,7 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (2, 0, 0));
-    assert_eq!(out.domains, vec!["contoso.com".to_owned()]);
-    companies::refresh(&mut tx, &out.domains)
+    companies::apply(&mut tx, &rows, &out.changes)
         .await
         .expect("companies");
     tx.commit().await.expect("commit");
@@ -107,10 +73,17 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (0, 1, 1));
-    let mut domains = out.domains.clone();
-    domains.sort();
-    assert_eq!(domains, ["contoso.com", "fabrikam.com"]);
-    companies::refresh(&mut tx, &out.domains)
+    let old: Vec<_> = out
+        .changes
+        .iter()
+        .map(|c| c.old_domain.as_deref())
+        .collect();
+    assert_eq!(
+        old,
+        [Some("contoso.com")],
+        "only `a` changed, leaving contoso.com"
+    );
+    companies::apply(&mut tx, &rows, &out.changes)
         .await
         .expect("companies");
     tx.commit().await.expect("commit");
@@ -136,12 +109,11 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
     .expect("row");
     assert_eq!(updated.to_rfc3339(), "2025-01-02T00:00:00.123456+00:00");
     assert_eq!(deal, "12.50");
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let t0 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
@@ -188,12 +160,11 @@ async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return(
     .await
     .expect("count");
     assert_eq!(missing, 0);
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn the_sync_lock_admits_one_holder_and_frees_on_release() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let first = lock::try_acquire(&db.pool)
         .await
         .expect("query")
@@ -205,12 +176,11 @@ async fn the_sync_lock_admits_one_holder_and_frees_on_release() {
         .expect("query")
         .expect("free again");
     drop(again);
-    db.drop_db().await;
 }
 
 #[tokio::test]
 async fn stale_running_rows_are_closed_but_queued_ones_are_kept() {
-    let db = Db::new().await;
+    let db = TestDb::new().await;
     let pool = &db.pool;
     let stale = runs::create_queued(
         pool,
@@ -251,5 +221,680 @@ async fn stale_running_rows_are_closed_but_queued_ones_are_kept() {
         Some(queued)
     );
     assert_eq!(runs::list(pool, 10).await.expect("list").len(), 2);
-    db.drop_db().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// End to end: the real emulator over loopback, a real login, real PostgreSQL.
+// ---------------------------------------------------------------------------------------
+
+/// id, status, substatus, updated_at, payload.
+type StoredRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    serde_json::Value,
+);
+
+struct Env {
+    emu: Emulator,
+    db: TestDb,
+    config: Arc<Config>,
+    _dir: tempfile::TempDir,
+}
+
+/// An emulator with `referrals` referrals, a database, and a config signed in through the
+/// real device-code login (the emulator approves it by itself).
+async fn env(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Config)) -> Env {
+    let mut emu_config = EmulatorConfig {
+        referrals,
+        auto_approve_after: Some(1),
+        ..EmulatorConfig::default()
+    };
+    let mut config = Config::default();
+    tweak(&mut emu_config, &mut config);
+    let emu = Emulator::start(emu_config).await.expect("emulator starts");
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.enabled = true;
+    config.client_id = Some(emu.client_id());
+    config.tenant_id = Some(emu.tenant_id());
+    config.api_url = emu.api_url().parse().expect("api url");
+    config.authority_url = emu.authority_url().parse().expect("authority url");
+    config.token_cache = dir.path().join("msal_token_cache.json");
+    config.database_url = Some(SecretString::from(db.url.clone()));
+    config.retry_max_delay = config.retry_max_delay.min(Duration::from_secs(2));
+    config.http_timeout = config.http_timeout.min(Duration::from_secs(10));
+    partner_center_sync::auth::login(&config, true)
+        .await
+        .expect("device-code login against the emulator");
+    Env {
+        emu,
+        db,
+        config: Arc::new(config),
+        _dir: dir,
+    }
+}
+
+impl Env {
+    fn engine(&self) -> SyncEngine {
+        let http = partner_center_sync::outbound::http_client(&self.config).expect("http client");
+        let tokens = TokenProvider::new(&self.config, http).expect("token provider");
+        SyncEngine::new(
+            self.config.clone(),
+            self.db.pool.clone(),
+            tokens,
+            Metrics::new(),
+        )
+        .expect("engine")
+    }
+
+    async fn run(&self, mode: RequestedMode) -> Result<RunSummary, SyncError> {
+        let request = RunRequest {
+            trigger: Trigger::Cli,
+            mode,
+            ..RunRequest::default()
+        };
+        self.engine().run(request, CancellationToken::new()).await
+    }
+
+    /// The table (rows not marked missing) equals the emulator's truth: same ids, status,
+    /// substatus, updated_at and payload; ids are the primary key, so no duplicates.
+    async fn assert_matches_truth(&self) {
+        let differences = self.differences().await;
+        assert!(
+            differences.is_empty(),
+            "the table differs from the emulator's truth: {differences:?}"
+        );
+    }
+
+    async fn differences(&self) -> Vec<String> {
+        let truth = self.emu.truth();
+        let rows: Vec<StoredRow> = sqlx::query_as(
+            "SELECT id, status, substatus, updated_at, payload FROM partner_center_referrals WHERE missing_since IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("rows");
+        let stored: BTreeMap<&str, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
+        let mut out: Vec<String> = sqlx::query_scalar(
+            "WITH exact AS (SELECT customer_domain AS domain, count(*)::int AS n, max(updated_at) AS at
+                            FROM partner_center_referrals WHERE missing_since IS NULL AND customer_domain IS NOT NULL
+                            GROUP BY customer_domain)
+             SELECT 'company ' || COALESCE(e.domain, c.domain) || ' out of step'
+             FROM exact e FULL JOIN companies c ON c.domain = e.domain
+             WHERE (e.n, e.at) IS DISTINCT FROM (c.referral_count, c.latest_referral_at)",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("companies");
+        if stored.len() != truth.len() {
+            out.push(format!("{} rows, truth has {}", stored.len(), truth.len()));
+        }
+        for t in &truth {
+            let id = t["id"].as_str().expect("truth id");
+            let Some(r) = stored.get(id) else {
+                out.push(format!("{id} absent"));
+                continue;
+            };
+            let updated = t["updatedDateTime"]
+                .as_str()
+                .and_then(extract::parse_timestamp);
+            if r.1.as_deref() != t["status"].as_str()
+                || r.2.as_deref() != t["substatus"].as_str()
+                || r.3 != updated
+                || &r.4 != t
+            {
+                out.push(format!("{id} differs"));
+            }
+        }
+        out
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count")
+    }
+
+    async fn finish(self) {
+        self.emu.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn clean_full_sync_of_a_few_thousand_referrals() {
+    let env = env(3000, |_, _| {}).await;
+    let s = env
+        .run(RequestedMode::Auto)
+        .await
+        .expect("first run succeeds");
+    assert_eq!((s.mode, s.status), (Some(Mode::Full), RunStatus::Succeeded));
+    assert_eq!((s.fetched, s.inserted, s.updated), (3000, 3000, 0));
+    assert_eq!(s.pages, 30);
+    env.assert_matches_truth().await;
+    let companies = env.count("SELECT count(*) FROM companies").await;
+    assert!(companies > 0, "companies derived from customer domains");
+    let run: (String, String, i32, i32) =
+        sqlx::query_as("SELECT status, mode, fetched, inserted FROM sync_runs")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("run row");
+    assert_eq!(run, ("succeeded".into(), "full".into(), 3000, 3000));
+    let watermark: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT watermark FROM sync_state")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("state");
+    assert!(watermark.is_some());
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn incremental_run_picks_up_updates_additions_and_closures() {
+    let env = env(1000, |_, _| {}).await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    let updated = env.emu.update_referrals(20);
+    let added = env.emu.add_referrals(15);
+    let closed = env.emu.close_referrals(10);
+    let s = env.run(RequestedMode::Auto).await.expect("incremental");
+    assert_eq!(s.mode, Some(Mode::Incremental));
+    assert_eq!(s.inserted, added.len() as u64);
+    assert!(
+        s.updated >= 20 && s.updated <= (updated.len() + closed.len()) as u64,
+        "{s}"
+    );
+    assert!(
+        s.fetched < 200,
+        "an incremental run reads only the recent changes: {s}"
+    );
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+async fn survives(spec: &str, referrals: usize) -> RunSummary {
+    let env = env(referrals, |e, _| {
+        e.faults = FaultSpec::parse(spec).expect("fault spec")
+    })
+    .await;
+    let s = env
+        .run(RequestedMode::Auto)
+        .await
+        .unwrap_or_else(|e| panic!("run under `{spec}` failed: {e}"));
+    env.assert_matches_truth().await;
+    let faults: u64 = env.emu.stats().faults_injected.values().sum();
+    assert!(faults > 0, "the fault `{spec}` never fired");
+    env.finish().await;
+    s
+}
+
+#[tokio::test]
+async fn survives_a_429_storm_honouring_retry_after() {
+    let started = std::time::Instant::now();
+    let s = survives("429:every=2:retry_after=1", 500).await;
+    assert!(s.retries >= 2, "{s}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(u64::from(s.retries)),
+        "waited at least Retry-After per retry"
+    );
+}
+
+#[tokio::test]
+async fn survives_5xx() {
+    let s = survives("500:every=3,502:every=5,503:every=7,504:every=11", 800).await;
+    assert!(s.retries >= 3, "{s}");
+}
+
+#[tokio::test]
+async fn survives_connection_resets() {
+    let s = survives("reset:every=3", 800).await;
+    assert!(s.retries >= 2, "{s}");
+}
+
+#[tokio::test]
+async fn survives_slow_pages() {
+    let env = env(500, |e, c| {
+        e.faults = FaultSpec::parse("slow:every=2:ms=1500").expect("spec");
+        c.http_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let s = env
+        .run(RequestedMode::Auto)
+        .await
+        .expect("slow pages are retried after the timeout");
+    assert!(s.retries >= 1, "{s}");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn survives_one_malformed_page() {
+    let s = survives("malformed:page=3", 600).await;
+    assert_eq!(s.retries, 1, "{s}");
+}
+
+#[tokio::test]
+async fn survives_the_token_expiring_mid_run() {
+    survives("token_expire:after=3", 1000).await;
+}
+
+#[tokio::test]
+async fn referrals_updated_during_a_full_run_are_made_whole_by_the_next_run() {
+    let env = env(1000, |e, _| {
+        e.faults = FaultSpec::parse("mutate_during_paging:page=4:count=5").expect("spec")
+    })
+    .await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    assert_eq!(
+        env.differences().await.len(),
+        5,
+        "the full run read those 5 before they changed"
+    );
+    let s = env.run(RequestedMode::Auto).await.expect("incremental");
+    assert_eq!(s.mode, Some(Mode::Incremental));
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn referrals_updated_during_an_incremental_run_are_made_whole_by_the_next_run() {
+    let env = env(600, |_, c| c.page_size = 10).await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    env.emu.update_referrals(60);
+    env.emu
+        .set_faults(FaultSpec::parse("mutate_during_paging:page=2:count=5").expect("spec"));
+    let s = env.run(RequestedMode::Auto).await.expect("incremental");
+    assert_eq!(s.mode, Some(Mode::Incremental));
+    assert!(s.pages > 2, "{s}");
+    assert_eq!(
+        env.differences().await.len(),
+        5,
+        "the incremental run read those 5 before they changed"
+    );
+    env.emu.set_faults(FaultSpec::default());
+    env.run(RequestedMode::Auto)
+        .await
+        .expect("incremental again");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn two_syncs_started_at_once_run_one_at_a_time() {
+    let env = env(300, |e, _| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=300").expect("spec")
+    })
+    .await;
+    let (a, b) = tokio::join!(env.run(RequestedMode::Auto), env.run(RequestedMode::Auto));
+    let (ok, refused): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), 1);
+    let err = refused
+        .into_iter()
+        .next()
+        .expect("one refused")
+        .expect_err("refused");
+    assert!(matches!(err, SyncError::AnotherSyncRunning), "{err}");
+    assert_eq!(err.exit_code(), 75);
+    assert!(err.to_string().contains("nother sync is running"));
+    env.assert_matches_truth().await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_runs").await,
+        1,
+        "the refused run leaves no row"
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn referrals_disappearing_are_marked_missing_and_cleared_when_they_return() {
+    let env = env(400, |_, _| {}).await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    let hidden = env.emu.hide_referrals(7);
+    let s = env.run(RequestedMode::Full).await.expect("full");
+    assert_eq!(s.marked_missing, 7, "{s}");
+    env.assert_matches_truth().await;
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM partner_center_referrals WHERE missing_since IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("missing");
+    let mut hidden_sorted = hidden.clone();
+    hidden_sorted.sort();
+    assert_eq!(missing, hidden_sorted, "marked, never deleted");
+    env.emu.unhide_all();
+    let s = env.run(RequestedMode::Full).await.expect("full");
+    assert_eq!(s.marked_missing, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM partner_center_referrals WHERE missing_since IS NOT NULL")
+            .await,
+        0
+    );
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn the_quirky_next_link_form_is_repaired() {
+    let env = env(450, |e, _| e.quirky_next_link = true).await;
+    let s = env.run(RequestedMode::Auto).await.expect("full");
+    assert_eq!(s.next_links_repaired, 4, "{s}");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_revoked_login_fails_with_sign_in_required_and_changes_nothing() {
+    let env = env(300, |_, _| {}).await;
+    env.run(RequestedMode::Auto).await.expect("full");
+    env.emu.update_referrals(10);
+    let before: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT id, payload FROM partner_center_referrals ORDER BY id")
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("rows");
+    env.emu.revoke_refresh_tokens();
+    env.emu.expire_access_tokens();
+    let err = env.run(RequestedMode::Auto).await.expect_err("must fail");
+    assert!(matches!(err, SyncError::SignInRequired { .. }), "{err}");
+    assert_eq!(err.exit_code(), 77);
+    let after: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT id, payload FROM partner_center_referrals ORDER BY id")
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("rows");
+    assert!(before == after, "no row changed");
+    let last: (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("run");
+    assert_eq!(last.0, "failed");
+    assert!(last.1.unwrap_or_default().contains("Sign-in required"));
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_reports_what_it_would_do() {
+    let env = env(250, |_, _| {}).await;
+    let dry = RunRequest {
+        trigger: Trigger::Cli,
+        dry_run: true,
+        ..RunRequest::default()
+    };
+    let s = env
+        .engine()
+        .run(dry, CancellationToken::new())
+        .await
+        .expect("dry run");
+    assert_eq!((s.inserted, s.dry_run, s.run_id), (250, true, None));
+    assert_eq!(s.sample_inserted.len(), 5);
+    for table in [
+        "partner_center_referrals",
+        "sync_runs",
+        "sync_state",
+        "companies",
+        "sync_errors",
+    ] {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&env.db.pool)
+                .await
+                .expect("count");
+        assert_eq!(n, 0, "{table} was written by a dry run");
+    }
+    env.run(RequestedMode::Auto).await.expect("full");
+    let changed = env.emu.update_referrals(4);
+    env.emu.hide_referrals(3);
+    let dry = RunRequest {
+        trigger: Trigger::Cli,
+        dry_run: true,
+        mode: RequestedMode::Full,
+        ..RunRequest::default()
+    };
+    let before = env.count("SELECT count(*) FROM sync_runs").await;
+    let s = env
+        .engine()
+        .run(dry, CancellationToken::new())
+        .await
+        .expect("dry run");
+    assert_eq!((s.updated, s.marked_missing, s.inserted), (4, 3, 0), "{s}");
+    assert!(s.sample_updated.iter().all(|id| changed.contains(id)));
+    assert!(s.to_string().contains("Nothing was written"));
+    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, before);
+    assert_eq!(
+        env.count("SELECT count(*) FROM partner_center_referrals WHERE missing_since IS NOT NULL")
+            .await,
+        0
+    );
+    env.finish().await;
+}
+
+/// The real binary's `sync`, configured through the environment as under systemd.
+fn cli(env: &Env) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_partner-center-sync"));
+    let c = &env.config;
+    cmd.arg("sync")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+        .env(
+            "HUNTER_PARTNER_CENTER_CLIENT_ID",
+            c.client_id.clone().unwrap_or_default(),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_TENANT_ID",
+            c.tenant_id.clone().unwrap_or_default(),
+        )
+        .env("HUNTER_PARTNER_CENTER_API_URL", c.api_url.as_str())
+        .env(
+            "HUNTER_PARTNER_CENTER_AUTHORITY_URL",
+            c.authority_url.as_str(),
+        )
+        .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &c.token_cache)
+        .env("HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY", "1")
+        .env("DATABASE_URL", &env.db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn a_sync_killed_mid_run_keeps_its_pages_and_the_next_run_completes() {
+    let env = env(2000, |e, _| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=150").expect("spec")
+    })
+    .await;
+    let mut child = cli(&env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut committed = 0;
+    for _ in 0..200 {
+        committed = env
+            .count("SELECT count(*) FROM partner_center_referrals")
+            .await;
+        if committed >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().await.expect("SIGKILL");
+    assert!(
+        (300..2000).contains(&committed),
+        "killed mid-run after {committed} referrals"
+    );
+    let stale: (i64, String) = sqlx::query_as("SELECT id, status FROM sync_runs")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("row");
+    assert_eq!(stale.1, "running", "the killed run could not close its row");
+    let watermark: Option<Option<DateTime<Utc>>> =
+        sqlx::query_scalar("SELECT watermark FROM sync_state")
+            .fetch_optional(&env.db.pool)
+            .await
+            .expect("state");
+    assert_eq!(
+        watermark.flatten(),
+        None,
+        "no watermark before the last page"
+    );
+    let rows_per_run: i32 = sqlx::query_scalar("SELECT inserted FROM sync_runs")
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("counters");
+    assert_eq!(
+        i64::from(rows_per_run),
+        env.count("SELECT count(*) FROM partner_center_referrals")
+            .await,
+        "counters commit with the rows"
+    );
+
+    env.emu.set_faults(FaultSpec::default());
+    let out = cli(&env).arg("--json").output().await.expect("second run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints the summary");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["mode"], "full");
+    let closed: (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs WHERE id = $1")
+            .bind(stale.0)
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(closed.0, "failed");
+    assert!(
+        closed
+            .1
+            .unwrap_or_default()
+            .contains("stopped before it finished")
+    );
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn cli_exit_codes_another_sync_and_feature_flag_off() {
+    let env = env(50, |_, _| {}).await;
+    let held = lock::try_acquire(&env.db.pool)
+        .await
+        .expect("query")
+        .expect("lock free");
+    let out = cli(&env).output().await.expect("run");
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nother sync is running"));
+    held.release().await.expect("release");
+
+    let out = cli(&env)
+        .env("HUNTER_PARTNER_CENTER_ENABLED", "false")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disabled"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("feature_flag_disabled"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_runs").await,
+        0,
+        "touches nothing"
+    );
+
+    let out = cli(&env).output().await.expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn cancelling_stops_between_pages_and_marks_the_run_cancelled() {
+    let env = env(2000, |e, _| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=100").expect("spec")
+    })
+    .await;
+    let (tx, mut rx) = tokio::sync::watch::channel(partner_center_sync::sync::Progress::default());
+    let cancel = CancellationToken::new();
+    let request = RunRequest {
+        trigger: Trigger::Schedule,
+        progress: Some(tx),
+        ..RunRequest::default()
+    };
+    let engine = env.engine();
+    let run = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { engine.run(request, cancel).await }
+    });
+    for _ in 0..200 {
+        if rx.borrow_and_update().fetched >= 300 {
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+    }
+    cancel.cancel();
+    let err = run.await.expect("join").expect_err("cancelled");
+    assert!(matches!(err, SyncError::Cancelled), "{err}");
+    let (status, inserted): (String, i32) =
+        sqlx::query_as("SELECT status, inserted FROM sync_runs")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "cancelled");
+    let rows = env
+        .count("SELECT count(*) FROM partner_center_referrals")
+        .await;
+    assert!((300..2000).contains(&rows), "{rows}");
+    assert_eq!(
+        i64::from(inserted),
+        rows,
+        "rows and counters commit together"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+            .await,
+        0,
+        "no watermark"
+    );
+    env.emu.set_faults(FaultSpec::default());
+    env.run(RequestedMode::Auto)
+        .await
+        .expect("the next run completes");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_past_its_deadline_fails_cleanly() {
+    let env = env(1000, |e, c| {
+        e.faults = FaultSpec::parse("slow:every=1:ms=200").expect("spec");
+        c.run_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let err = env.run(RequestedMode::Auto).await.expect_err("deadline");
+    assert!(matches!(err, SyncError::DeadlineExceeded { .. }), "{err}");
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("run_deadline"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+            .await,
+        0
+    );
+    env.finish().await;
 }

@@ -38,7 +38,9 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(api::router())
         .merge(ops::protected_router())
-        .layer(axum::middleware::from_fn_with_state(
+        // `route_layer`: only matched routes are guarded, so an unknown path is a 404,
+        // not a 401 that would hint something exists there.
+        .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_token,
         ));

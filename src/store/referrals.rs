@@ -1,7 +1,5 @@
 //! The referrals table: batched upserts, missing marks, parse errors, dry-run reads.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
@@ -37,8 +35,18 @@ pub struct UpsertOutcome {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
-    /// Company domains whose aggregates may have changed (old and new domains).
-    pub domains: Vec<String>,
+    /// Rows whose company aggregates may have moved: inserted, changed, or back from missing.
+    pub changes: Vec<Changed>,
+}
+
+/// A written row as it was before the write, for company bookkeeping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub id: String,
+    /// The customer domain the row had before (`None` when inserted or when it had none).
+    pub old_domain: Option<String>,
+    /// Whether the row counted towards its old company (it existed and was not missing).
+    pub was_counted: bool,
 }
 
 /// One statement for the whole batch. A row is written when it is new, its payload
@@ -46,8 +54,9 @@ pub struct UpsertOutcome {
 /// the pass can tell which referrals were not returned. `rows` must hold each id once:
 /// `ON CONFLICT DO UPDATE` cannot touch a row twice in one statement.
 ///
-/// The `prev` CTE sees the table as it was before the insert (one snapshot for the whole
-/// statement), which is how updated and unchanged are told apart.
+/// `input` is referenced twice, so PostgreSQL materialises it and parses each payload
+/// into jsonb once. The `prev` CTE sees the table as it was before the insert (one
+/// snapshot for the whole statement), which is how updated and unchanged are told apart.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[ReferralRow],
@@ -62,16 +71,19 @@ pub async fn upsert(
             .map(|r| f(r).as_deref())
             .collect::<Vec<Option<&str>>>()
     };
-    let (inserted, updated, domains): (i64, i64, Option<Vec<String>>) = sqlx::query_as(
+    let written: Vec<(String, bool, bool, Option<String>, bool)> = sqlx::query_as(
         "WITH input AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                                  $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
+             SELECT id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
+                    customer_country, customer_domain, deal_value::numeric AS deal_value, currency, created_at,
+                    updated_at, etag, payload::jsonb AS payload
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                         $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
                  AS i(id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
                       customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload)
          ),
          prev AS (
-             SELECT r.id, r.customer_domain, r.payload = i.payload::jsonb AS same, r.missing_since IS NOT NULL AS was_missing
+             SELECT r.id, r.customer_domain, r.payload = i.payload AS same, r.missing_since IS NOT NULL AS was_missing
              FROM partner_center_referrals r JOIN input i USING (id)
          ),
          up AS (
@@ -80,8 +92,8 @@ pub async fn upsert(
                   customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload,
                   first_seen_at, last_seen_at, missing_since)
              SELECT id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                    customer_country, customer_domain, deal_value::numeric, currency, created_at, updated_at, etag,
-                    payload::jsonb, $18, $18, NULL
+                    customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag,
+                    payload, $18, $18, NULL
              FROM input
              ON CONFLICT (id) DO UPDATE SET
                  engagement_id = excluded.engagement_id, name = excluded.name, status = excluded.status,
@@ -94,19 +106,12 @@ pub async fn upsert(
              WHERE r.payload IS DISTINCT FROM excluded.payload
                 OR r.missing_since IS NOT NULL
                 OR ($19 AND r.last_seen_at < excluded.last_seen_at)
-             RETURNING r.id, (xmax = 0) AS inserted, r.customer_domain
-         ),
-         written AS (
-             SELECT up.id, up.inserted, up.customer_domain, prev.customer_domain AS old_domain,
-                    up.inserted OR NOT prev.same OR prev.was_missing AS changed, COALESCE(NOT prev.same, false) AS updated
-             FROM up LEFT JOIN prev USING (id)
+             RETURNING r.id, (xmax = 0) AS inserted
          )
-         SELECT count(*) FILTER (WHERE inserted),
-                count(*) FILTER (WHERE updated),
-                (SELECT array_agg(DISTINCT d) FROM (
-                     SELECT customer_domain AS d FROM written WHERE changed
-                     UNION SELECT old_domain FROM written WHERE changed) ds WHERE d IS NOT NULL)
-         FROM written",
+         SELECT up.id, up.inserted, COALESCE(NOT prev.same, false), prev.customer_domain,
+                COALESCE(NOT prev.was_missing, false)
+         FROM up LEFT JOIN prev USING (id)
+         WHERE up.inserted OR NOT prev.same OR prev.was_missing",
     )
     .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
     .bind(col(|r| &r.engagement_id))
@@ -127,16 +132,23 @@ pub async fn upsert(
     .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
     .bind(seen_at)
     .bind(full)
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
-    let inserted = u64::try_from(inserted).unwrap_or(0);
-    let updated = u64::try_from(updated).unwrap_or(0);
+    let inserted = written.iter().filter(|w| w.1).count() as u64;
+    let updated = written.iter().filter(|w| w.2).count() as u64;
     let n = rows.len() as u64;
     Ok(UpsertOutcome {
         inserted,
         updated,
         unchanged: n.saturating_sub(inserted + updated),
-        domains: domains.unwrap_or_default(),
+        changes: written
+            .into_iter()
+            .map(|(id, _, _, old_domain, was_counted)| Changed {
+                id,
+                old_domain,
+                was_counted,
+            })
+            .collect(),
     })
 }
 
@@ -144,7 +156,6 @@ pub async fn upsert(
 pub struct Marked {
     pub count: u64,
     pub ids: Vec<String>,
-    pub domains: Vec<String>,
 }
 
 /// At the end of a full pass: referrals the pass did not return (their `last_seen_at`
@@ -153,24 +164,16 @@ pub async fn mark_missing(
     conn: &mut PgConnection,
     pass_started: DateTime<Utc>,
 ) -> Result<Marked, StoreError> {
-    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+    let ids: Vec<String> = sqlx::query_scalar(
         "UPDATE partner_center_referrals SET missing_since = now()
-         WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id, customer_domain",
+         WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id",
     )
     .bind(pass_started)
     .fetch_all(conn)
     .await?;
-    let mut domains: Vec<String> = rows
-        .iter()
-        .filter_map(|(_, d)| d.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    domains.sort();
     Ok(Marked {
-        count: rows.len() as u64,
-        ids: rows.into_iter().map(|(id, _)| id).collect(),
-        domains,
+        count: ids.len() as u64,
+        ids,
     })
 }
 

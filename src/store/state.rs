@@ -33,6 +33,17 @@ pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
     Ok(row.unwrap_or_default())
 }
 
+/// A sync transaction need not wait for its WAL flush: everything it writes is re-read
+/// idempotently by the next run (the watermark only moves with the last page), so losing
+/// the last few commits to a PostgreSQL crash costs a re-read, never consistency; while
+/// a flush per page would dominate the run time on slow disks.
+pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Written inside the transaction of the run's last page.
 pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
     sqlx::query(

@@ -282,6 +282,7 @@ impl SyncEngine {
                     parse_errors = summary.parse_errors,
                     retries = summary.retries,
                     duration_ms = elapsed_ms(clock),
+                    write_ms = (summary.write_secs * 1000.0) as u64,
                     "Sync finished."
                 );
                 Ok(summary)
@@ -465,12 +466,15 @@ impl SyncEngine {
         let mut totals = Totals::default();
         let clock = Instant::now();
         let mut pump = self.pump(pages, first, cancel, deadline);
+        let mut writing = Duration::ZERO;
         while let Some((batch, is_last)) = pump.next_batch().await? {
+            let write_clock = Instant::now();
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            store::state::relax_durability(&mut tx).await?;
             let flat = flatten(batch);
             let outcome = referrals::upsert(&mut tx, &flat.rows, started_at, full).await?;
             referrals::record_errors(&mut tx, run_id, &flat.errors).await?;
-            companies::refresh(&mut tx, &outcome.domains).await?;
+            companies::apply(&mut tx, &flat.rows, &outcome.changes).await?;
             let mut delta = runs::Progress {
                 pages: to_i64(flat.pages),
                 fetched: to_i64(flat.items),
@@ -483,7 +487,7 @@ impl SyncEngine {
             if is_last {
                 if full {
                     let marked = referrals::mark_missing(&mut tx, started_at).await?;
-                    companies::refresh(&mut tx, &marked.domains).await?;
+                    companies::rebuild(&mut tx).await?;
                     delta.marked_missing = to_i64(marked.count);
                     totals.sample_missing = marked.ids.into_iter().take(SAMPLE_IDS).collect();
                 }
@@ -494,6 +498,7 @@ impl SyncEngine {
                 runs::finish(&mut tx, run_id, RunStatus::Succeeded, None).await?;
             }
             tx.commit().await.map_err(StoreError::from)?;
+            writing += write_clock.elapsed();
             let m = &inner.metrics;
             m.upserted("inserted", outcome.inserted);
             m.upserted("updated", outcome.updated);
@@ -528,6 +533,7 @@ impl SyncEngine {
             started_at,
             finished_at: Utc::now(),
             duration_secs: clock.elapsed().as_secs_f64(),
+            write_secs: writing.as_secs_f64(),
             pages: totals.pages,
             fetched: totals.fetched,
             inserted: totals.inserted,
@@ -618,6 +624,7 @@ impl SyncEngine {
             started_at,
             finished_at: Utc::now(),
             duration_secs: clock.elapsed().as_secs_f64(),
+            write_secs: 0.0,
             pages: totals.pages,
             fetched: totals.fetched,
             inserted: totals.inserted,

@@ -40,6 +40,9 @@ pub struct RunSummary {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub duration_secs: f64,
+    /// Of `duration_secs`, the time spent in PostgreSQL transactions; the rest is waiting
+    /// for Partner Center, which tells an operator where a slow run loses its time.
+    pub write_secs: f64,
     pub pages: u64,
     pub fetched: u64,
     pub inserted: u64,
@@ -73,6 +76,7 @@ impl RunSummary {
             started_at: now,
             finished_at: now,
             duration_secs: 0.0,
+            write_secs: 0.0,
             pages: 0,
             fetched: 0,
             inserted: 0,
@@ -165,7 +169,7 @@ impl fmt::Display for RunSummary {
     }
 }
 
-/// `partner-center-sync sync [--full] [--dry-run] [--since TS]`.
+/// What [`run_cli`] needs from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct CliOptions {
     pub full: bool,

@@ -28,28 +28,11 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let admin_url = server().to_owned();
-        let name = format!("pcs_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&admin_url)
-            .await
-            .expect("connect to the test server");
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let url = with_database(&admin_url, &name);
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect(&url)
-            .await
-            .expect("connect to test database");
-        partner_center_sync::store::migrate(&pool)
+        let db = TestDb::empty().await;
+        partner_center_sync::store::migrate(&db.pool)
             .await
             .expect("migrations apply");
-        TestDb { pool, url, name }
+        db
     }
 
     /// A database that exists but has no schema yet, for `migrate` tests.
@@ -68,7 +51,7 @@ impl TestDb {
         admin.close().await;
         let url = with_database(&admin_url, &name);
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(10)
             .connect(&url)
             .await
             .expect("connect to test database");

@@ -37,6 +37,65 @@
 
   const slug = (s) => String(s || '').toLowerCase().replace(/[^a-z]/g, '');
 
+  /** RFC 3492 decoding, for showing IDNA (`xn--`) labels the way people write them. */
+  function punycodeDecode(input) {
+    const base = 36;
+    const tMin = 1;
+    const tMax = 26;
+    let n = 128;
+    let i = 0;
+    let bias = 72;
+    const out = [];
+    const basic = Math.max(0, input.lastIndexOf('-'));
+    for (let j = 0; j < basic; j += 1) {
+      if (input.charCodeAt(j) >= 0x80) throw new Error('not punycode');
+      out.push(input.charCodeAt(j));
+    }
+    const adapt = (delta, points, first) => {
+      let d = first ? Math.floor(delta / 700) : delta >> 1;
+      d += Math.floor(d / points);
+      let k = 0;
+      for (; d > ((base - tMin) * tMax) >> 1; k += base) d = Math.floor(d / (base - tMin));
+      return Math.floor(k + ((base - tMin + 1) * d) / (d + 38));
+    };
+    const digitOf = (c) => {
+      if (c >= 48 && c <= 57) return c - 22;
+      if (c >= 65 && c <= 90) return c - 65;
+      if (c >= 97 && c <= 122) return c - 97;
+      throw new Error('not punycode');
+    };
+    for (let idx = basic > 0 ? basic + 1 : 0; idx < input.length;) {
+      const oldI = i;
+      for (let w = 1, k = base; ; k += base) {
+        if (idx >= input.length) throw new Error('not punycode');
+        const digit = digitOf(input.charCodeAt(idx));
+        idx += 1;
+        i += digit * w;
+        const t = k <= bias ? tMin : (k >= bias + tMax ? tMax : k - bias);
+        if (digit < t) break;
+        w *= base - t;
+      }
+      bias = adapt(i - oldI, out.length + 1, oldI === 0);
+      n += Math.floor(i / (out.length + 1));
+      i %= out.length + 1;
+      out.splice(i, 0, n);
+      i += 1;
+    }
+    return String.fromCodePoint(...out);
+  }
+
+  /** A stored (ASCII) domain as people write it; the stored form stays the filter value. */
+  function displayDomain(domain) {
+    return String(domain).split('.').map((label) => {
+      if (!/^xn--/i.test(label)) return label;
+      try {
+        return punycodeDecode(label.slice(4).toLowerCase());
+      } catch (_) {
+        return label;
+      }
+    }).join('.');
+  }
+
   // ---------------------------------------------------------------- time and numbers
 
   const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
@@ -96,6 +155,16 @@
     return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(n) + (currency ? ` ${currency}` : '');
   }
 
+  /** Partner Center's company sizes (`51to250employees`, `Morethan20000employees`) in words. */
+  function companySize(size) {
+    if (!size) return null;
+    const range = /^(\d+)to(\d+)employees$/i.exec(size);
+    if (range) return `${Number(range[1]).toLocaleString()}–${Number(range[2]).toLocaleString()} employees`;
+    const more = /^morethan(\d+)employees$/i.exec(size);
+    if (more) return `More than ${Number(more[1]).toLocaleString()} employees`;
+    return size;
+  }
+
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return '—';
     if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
@@ -113,7 +182,7 @@
 
   function toast(kind, title, message) {
     const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status', 'data-testid': 'toast', 'data-kind': kind },
-      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small' }, message) : null),
+      el('div', { class: 'msg' }, el('strong', {}, title), message ? el('span', { class: 'small', title: message }, message) : null),
       el('button', { type: 'button', 'aria-label': 'Dismiss', onclick: () => node.remove() }, '×'));
     $('toasts').append(node);
     setTimeout(() => node.remove(), kind === 'error' ? 15000 : 8000);
@@ -277,7 +346,7 @@
     $('f-missing').checked = r.include_missing;
     $('page-size').value = String(r.size);
     $('domain-chip-row').hidden = !r.domain;
-    $('domain-chip-text').textContent = r.domain;
+    $('domain-chip-text').textContent = r.domain ? displayDomain(r.domain) : '';
     for (const th of document.querySelectorAll('#referrals-table th[data-sort]')) {
       if (th.dataset.sort === r.sort) th.setAttribute('aria-sort', r.order === 'asc' ? 'ascending' : 'descending');
       else th.removeAttribute('aria-sort');
@@ -323,7 +392,9 @@
     } catch (error) {
       if (seq !== referralSeq) return;
       $('referrals-body').replaceChildren();
-      showEmpty('referrals-empty', `Could not load referrals: ${error.message}`);
+      showEmpty('referrals-empty', error.status === 401
+        ? 'This daemon requires its API token; reload the page to enter it.'
+        : `Could not load referrals: ${error.message}`);
       $('referrals-summary').textContent = '';
     } finally {
       if (seq === referralSeq) table.removeAttribute('aria-busy');
@@ -337,13 +408,13 @@
   }
 
   function renderReferrals(body) {
-    const rows = body.items.map((r) => el('tr', { 'data-testid': 'referral-row', 'data-id': r.id, 'data-status': r.status || '', class: r.missing_since ? 'missing' : null },
+    const rows = body.items.map((r) => el('tr', { 'data-testid': 'referral-row', 'data-id': r.id, 'data-status': r.status || '', 'data-domain': r.customer_domain || '', class: r.missing_since ? 'missing' : null },
       el('td', { 'data-label': 'Name' },
         el('button', { type: 'button', class: 'link', 'data-testid': 'referral-open', onclick: () => openReferral(r.id) }, r.name || '(unnamed referral)'),
         r.missing_since ? el('span', { class: 'sub' }, el('span', { class: 'badge missing', title: `Not listed by Partner Center since ${r.missing_since}` }, 'Missing')) : null),
       el('td', { 'data-label': 'Customer' }, r.customer_name || '—', r.customer_country ? el('span', { class: 'sub' }, r.customer_country) : null),
       el('td', { 'data-label': 'Domain' }, r.customer_domain
-        ? el('button', { type: 'button', class: 'link quiet', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, r.customer_domain)
+        ? el('button', { type: 'button', class: 'link quiet', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, displayDomain(r.customer_domain))
         : el('span', { class: 'muted' }, '—')),
       el('td', { 'data-label': 'Status', class: 'badges-cell', 'data-testid': 'cell-status' }, statusBadge(r.status) || '—', substatusBadge(r.substatus)),
       el('td', { 'data-label': 'Type' }, r.type || '—', r.direction ? el('span', { class: 'sub' }, r.direction) : null),
@@ -520,9 +591,9 @@
       el('h3', {}, 'Customer'),
       kv([
         ['Name', r.customer_name || customer.name],
-        ['Domain', r.customer_domain ? el('button', { type: 'button', class: 'link', onclick: () => { $('detail').close(); filterDomain(r.customer_domain); } }, r.customer_domain) : null],
+        ['Domain', r.customer_domain ? el('button', { type: 'button', class: 'link', title: r.customer_domain, onclick: () => { $('detail').close(); filterDomain(r.customer_domain); } }, displayDomain(r.customer_domain)) : null],
         ['Location', [address.city, address.state, r.customer_country || address.country].filter(Boolean).join(', ')],
-        ['Size', customer.size],
+        ['Size', companySize(customer.size)],
       ]),
       el('h3', {}, 'Customer contacts'),
       people(r.customer_team, 'No customer contacts.', 'customer-team'),
@@ -608,7 +679,7 @@
       const { body } = await api(`${API}/companies?${p}`);
       if (seq !== companySeq) return;
       $('companies-body').replaceChildren(...body.items.map((c) => el('tr', { 'data-testid': 'company-row', 'data-domain': c.domain },
-        el('td', { 'data-label': 'Domain' }, el('button', { type: 'button', class: 'link', 'data-testid': 'company-open', title: `Show referrals of ${c.domain}`, onclick: () => filterDomain(c.domain) }, c.domain)),
+        el('td', { 'data-label': 'Domain' }, el('button', { type: 'button', class: 'link', 'data-testid': 'company-open', title: `Show referrals of ${c.domain}`, onclick: () => filterDomain(c.domain) }, displayDomain(c.domain))),
         el('td', { 'data-label': 'Name' }, c.name || '—'),
         el('td', { 'data-label': 'Referrals', class: 'num' }, num(c.referral_count)),
         el('td', { 'data-label': 'Latest status' }, statusBadge(c.latest_status) || '—'),
@@ -721,6 +792,8 @@
     indicator.querySelector('.status-text').textContent = d.text;
     const detail = $('status-detail');
     detail.textContent = d.detail || '';
+    // Long errors are clamped to three lines; the whole text is on hover and in the Runs tab.
+    detail.title = d.detail || '';
     detail.hidden = !d.detail;
     detail.className = `status-detail small${d.tone ? ` ${d.tone}` : ''}`;
     $('version').textContent = h && h.version ? `partner-center-sync ${h.version}` : '';

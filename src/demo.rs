@@ -1,0 +1,177 @@
+//! `partner-center-sync demo`: the whole system on one machine with one command.
+//!
+//! A database (`DATABASE_URL`, else the local server on 5432, else a throwaway cluster),
+//! the bundled emulator with a realistic dataset, an auto-approved device-code sign-in
+//! into a temporary token cache, and the real daemon with a 30 s schedule. A background
+//! task changes referrals in the emulator now and then so the UI has something to show.
+//! Ctrl-C stops the daemon cleanly and removes everything the demo created.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pc_emulator::{Emulator, EmulatorConfig};
+use secrecy::SecretString;
+use sqlx::Executor;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::devdb::DatabaseChoice;
+
+/// The demo's database on a shared local server, so it never touches other data.
+const DEMO_DATABASE: &str = "partner_center_sync_demo";
+/// How often the emulator changes some referrals.
+const ACTIVITY_EVERY: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Referrals in the emulated Partner Center.
+    #[arg(long, default_value_t = 739)]
+    pub referrals: usize,
+    /// Dataset seed (the same seed gives the same referrals).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Where the web UI listens.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Seconds between scheduled syncs.
+    #[arg(long, default_value_t = 30)]
+    pub interval: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Database(#[from] crate::devdb::DevDbError),
+    #[error("Cannot prepare the demo database: {0}")]
+    Prepare(#[from] sqlx::Error),
+    #[error("Cannot start the Partner Center emulator: {0}")]
+    Emulator(anyhow::Error),
+    #[error("Cannot create the temporary token cache directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("The demo sign-in failed: {0}")]
+    Login(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+}
+
+pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
+    let choice = DatabaseChoice::pick()?;
+    let database_url = match &choice {
+        DatabaseChoice::Existing(url) if std::env::var_os("DATABASE_URL").is_some() => url.clone(),
+        other => dedicated_database(&other.url()).await?,
+    };
+    eprintln!("Database: {}", crate::config::redact_url(&database_url));
+
+    let emulator = Emulator::start(EmulatorConfig {
+        referrals: args.referrals,
+        seed: args.seed,
+        auto_approve_after: Some(1),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .map_err(DemoError::Emulator)?;
+    eprintln!(
+        "Partner Center emulator: {} ({} referrals)",
+        emulator.base_url(),
+        args.referrals
+    );
+
+    let cache_dir =
+        std::env::temp_dir().join(format!("pcs-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&cache_dir).map_err(DemoError::TempDir)?;
+    let config = Config {
+        enabled: true,
+        client_id: Some(emulator.client_id()),
+        tenant_id: Some(emulator.tenant_id()),
+        api_url: url::Url::parse(&emulator.api_url()).map_err(|e| DemoError::Emulator(e.into()))?,
+        authority_url: url::Url::parse(&emulator.authority_url())
+            .map_err(|e| DemoError::Emulator(e.into()))?,
+        token_cache: cache_dir.join("msal_token_cache.json"),
+        sync_interval: Duration::from_secs(args.interval),
+        sync_cron: None,
+        listen: args.listen,
+        database_url: Some(SecretString::from(database_url)),
+        api_token: None,
+        ..base.clone()
+    };
+
+    let result = async {
+        eprintln!(
+            "Signing in with the device code flow (the emulator approves it automatically)..."
+        );
+        let outcome = crate::auth::login(&config, false).await?;
+        eprintln!("{outcome}");
+        let daemon = Daemon::build(config, None, None).await?;
+        let addr = daemon.local_addr();
+        eprintln!();
+        eprintln!(
+            "Open http://{addr}/ (syncs every {} s; referrals change in the emulator every 20 s).",
+            args.interval
+        );
+        eprintln!("Press Ctrl-C to stop; the demo removes what it created.");
+        let run = daemon.run_until(std::future::pending());
+        tokio::pin!(run);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + ACTIVITY_EVERY, ACTIVITY_EVERY);
+        let mut round = 0u64;
+        loop {
+            tokio::select! {
+                result = &mut run => break result.map_err(DemoError::from),
+                _ = tick.tick() => {
+                    change_some(&emulator, round);
+                    round += 1;
+                }
+            }
+        }
+    }
+    .await;
+
+    emulator.shutdown().await;
+    if let Err(e) = std::fs::remove_dir_all(&cache_dir) {
+        eprintln!("Could not remove {}: {e}", cache_dir.display());
+    }
+    drop(choice);
+    eprintln!("Demo stopped and cleaned up.");
+    result
+}
+
+/// Referrals keep changing in a real Partner Center; so they do here.
+fn change_some(emulator: &Emulator, round: u64) {
+    let updated = emulator.update_referrals(5).len();
+    let added = emulator.add_referrals(2).len();
+    let closed = if round % 3 == 2 {
+        emulator.close_referrals(1).len()
+    } else {
+        0
+    };
+    tracing::info!(
+        event = "demo_activity",
+        updated,
+        added,
+        closed,
+        "The emulator changed some referrals."
+    );
+}
+
+/// A fresh database of the demo's own on a shared server.
+async fn dedicated_database(server_url: &str) -> Result<String, DemoError> {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(server_url)
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"
+        )))
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {DEMO_DATABASE}"
+        )))
+        .await?;
+    admin.close().await;
+    let mut url = url::Url::parse(server_url).map_err(|e| DemoError::Emulator(e.into()))?;
+    url.set_path(&format!("/{DEMO_DATABASE}"));
+    Ok(url.to_string())
+}
