@@ -1084,3 +1084,68 @@ async fn a_second_sigterm_exits_at_once_and_the_next_start_recovers() {
     assert!(rows.iter().all(|r| r.status != "running"), "{rows:?}");
     assert_eq!(referral_count(s.pool()).await, 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_sign_in_the_trigger_answers_503_until_login() {
+    let s = Setup::new(20, "").await;
+    s.write_config("enabled = true\nsync_interval = 600\nsync_on_startup = false\n");
+    let d = s.spawn().await;
+
+    let health = d.health().await;
+    assert_eq!(health["auth"]["state"], "sign_in_required", "{health}");
+    let (status, body) = d.trigger(None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("partner-center-sync login")),
+        "the answer says what to do: {body}"
+    );
+    let m = d.metrics().await;
+    assert_eq!(
+        metric(&m, "partner_center_sync_sign_in_required"),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(runs(s.pool()).await.is_empty());
+    assert_eq!(api_requests(&s.emulator), 0);
+
+    // The operator signs in while the daemon runs: health, the alert and "Sync now"
+    // follow at once, not at the next scheduled run.
+    s.login().await;
+    let health = d.health().await;
+    assert_eq!(health["auth"]["state"], "signed_in", "{health}");
+    let m = d.metrics().await;
+    assert_eq!(
+        metric(&m, "partner_center_sync_sign_in_required"),
+        Some(0.0),
+        "{m}"
+    );
+    let (status, body) = d.trigger(None).await;
+    assert_eq!(status, 202, "a trigger after `login` is accepted: {body}");
+    let id = body["task_id"].as_i64().expect("task_id");
+    wait_for!(d, 30, "the run to succeed", {
+        runs(s.pool())
+            .await
+            .iter()
+            .any(|r| r.id == id && r.status == "succeeded")
+            .then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_schedule_from_the_file_triggers_runs() {
+    let s = Setup::new(20, "").await;
+    s.login().await;
+    s.write_config("enabled = true\nsync_cron = \"* * * * * *\"\nsync_on_startup = false\n");
+    let d = s.spawn().await;
+    let health = d.health().await;
+    assert_eq!(health["sync_cron"], "* * * * * *", "{health}");
+    assert!(health["next_run_at"].is_string(), "{health}");
+    wait_for!(d, 20, "two runs from the every-second cron schedule", {
+        (succeeded(&runs(s.pool()).await) >= 2).then_some(())
+    });
+    let rows = runs(s.pool()).await;
+    assert!(rows.iter().all(|r| r.trigger == "schedule"), "{rows:?}");
+    assert_no_overlap(&rows);
+}
