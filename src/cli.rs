@@ -148,7 +148,10 @@ pub fn main() -> ExitCode {
         }
     };
     let log = crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    // One sync at a time and an API that waits on the database need few threads; a
+    // worker per core would only grow the idle footprint on large hosts (docs/idle.md).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -97,7 +97,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             Ok(Ok((c, l, s))) => (true, c, l, s),
             _ => (false, None, None, None),
         };
-    let auth = match state.daemon.auth_state() {
+    let auth = match state.daemon.current_auth_state().await {
         AuthState::Unknown => AuthHealth {
             state: "unknown",
             account: None,
@@ -168,7 +168,7 @@ fn not_ready(reason: &str) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // Gauges that reflect state rather than events are refreshed at scrape time.
-    match state.daemon.auth_state() {
+    match state.daemon.current_auth_state().await {
         AuthState::SignedIn {
             access_token_expires_at,
             ..
