@@ -269,7 +269,7 @@ async fn status(config: &config::Config, json: bool) -> Result<(), Failure> {
     let runs = match &config.database_url {
         Some(url) => match store::connect(url).await {
             Ok(pool) => {
-                let runs = store::runs::list(&pool, 5).await;
+                let runs = store::runs::list(&pool, &[], 5).await;
                 pool.close().await;
                 runs.map_err(|e| e.to_string())
             }

@@ -91,6 +91,10 @@ impl Browser {
             "--disable-dev-shm-usage".to_owned(),
             "--hide-scrollbars".to_owned(),
             "--lang=en-US".to_owned(),
+            // WebDriver reads text of an element at opacity 0 as empty, so a panel caught
+            // in its fade-in would read blank; reduced motion (which the page honours)
+            // takes the animations out of every assertion.
+            "--force-prefers-reduced-motion".to_owned(),
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];

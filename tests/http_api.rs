@@ -534,10 +534,10 @@ async fn companies_filter_by_referrals_and_text() {
 async fn sync_runs_list_and_detail_with_errors() {
     let app = spawn(Config::default()).await;
     sqlx::query(
-        "INSERT INTO sync_runs (id, trigger, mode, status, queued_at, started_at, finished_at, pages, fetched, inserted, error) VALUES \
-         (1, 'schedule', 'full', 'succeeded', '2025-01-01T00:00:00Z', '2025-01-01T00:00:01Z', '2025-01-01T00:00:31.5Z', 8, 739, 739, NULL), \
-         (2, 'manual', 'incremental', 'failed', '2025-01-02T00:00:00Z', '2025-01-02T00:00:01Z', '2025-01-02T00:00:02Z', 0, 0, 0, 'Partner Center answered 403: permission denied'), \
-         (3, 'manual', 'auto', 'queued', '2025-01-03T00:00:00Z', NULL, NULL, 0, 0, 0, NULL)",
+        "INSERT INTO sync_runs (id, trigger, mode, status, queued_at, started_at, finished_at, pages, fetched, inserted, error, host, pid) VALUES \
+         (1, 'schedule', 'full', 'succeeded', '2025-01-01T00:00:00Z', '2025-01-01T00:00:01Z', '2025-01-01T00:00:31.5Z', 8, 739, 739, NULL, 'sync-a', 4242), \
+         (2, 'manual', 'incremental', 'failed', '2025-01-02T00:00:00Z', '2025-01-02T00:00:01Z', '2025-01-02T00:00:02Z', 0, 0, 0, 'Partner Center answered 403: permission denied', NULL, NULL), \
+         (3, 'manual', 'auto', 'queued', '2025-01-03T00:00:00Z', NULL, NULL, 0, 0, 0, NULL, NULL, NULL)",
     )
     .execute(&app.pool)
     .await
@@ -566,6 +566,11 @@ async fn sync_runs_list_and_detail_with_errors() {
         (json!(739), json!(739), json!(false))
     );
     assert_eq!(
+        (first["host"].clone(), first["pid"].clone()),
+        (json!("sync-a"), json!(4242)),
+        "which process ran it"
+    );
+    assert_eq!(
         runs["items"][0]["duration_seconds"],
         Value::Null,
         "a queued run has no duration"
@@ -579,6 +584,16 @@ async fn sync_runs_list_and_detail_with_errors() {
         failed["items"][0]["error"],
         "Partner Center answered 403: permission denied"
     );
+    let two = app
+        .ok("/api/v1/partner-center/sync-runs?status=failed,queued")
+        .await;
+    let ids: Vec<i64> = two["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [3, 2], "any of the listed statuses");
     assert_eq!(
         app.ok("/api/v1/partner-center/sync-runs?limit=1").await["items"]
             .as_array()

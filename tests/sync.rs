@@ -220,7 +220,7 @@ async fn stale_running_rows_are_closed_but_queued_ones_are_kept() {
         runs::find_active(pool).await.expect("find").map(|r| r.id),
         Some(queued)
     );
-    assert_eq!(runs::list(pool, 10).await.expect("list").len(), 2);
+    assert_eq!(runs::list(pool, &[], 10).await.expect("list").len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------

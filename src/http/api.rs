@@ -40,7 +40,7 @@
 //! (default 20), `status` one or more of `queued`, `running`, `succeeded`, `failed`, `skipped`,
 //! `cancelled`: `{"items": [Run]}` with Run `{id, trigger, mode, status, dry_run, queued_at,
 //! started_at, finished_at, duration_seconds, pages, fetched, inserted, updated, unchanged,
-//! marked_missing, parse_errors, error}`.
+//! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it).
 //!
 //! `GET /api/v1/partner-center/sync-runs/{id}`: a Run plus `sync_errors`:
 //! `[{id, referral_id, reason, created_at}]`. 404 when unknown.
@@ -58,6 +58,7 @@ use crate::store::read::{
     self, CompanyQuery, Cursor, Paging, Referral, ReferralFilter, ReferralQuery, ReferralSort,
     SortOrder,
 };
+use crate::store::runs::{self, RunStatus};
 
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
@@ -387,7 +388,7 @@ async fn list_companies(
 
 #[derive(Serialize)]
 struct RunList {
-    items: Vec<read::SyncRun>,
+    items: Vec<runs::RunRow>,
 }
 
 async fn list_runs(
@@ -396,26 +397,29 @@ async fn list_runs(
 ) -> Result<Json<RunList>, ApiError> {
     let p = Params::parse(raw, &["limit", "status"])?;
     let limit = p.int("limit", 20, 1, 200)?;
-    let statuses = p.list("status")?;
-    if let Some(bad) = statuses
+    let statuses = p
+        .list("status")?
         .iter()
-        .find(|s| !read::RUN_STATUSES.contains(&s.as_str()))
-    {
-        return Err(ApiError::bad_param(
-            "status",
-            format!("`{bad}` is not one of {}", read::RUN_STATUSES.join(", ")),
-        ));
-    }
+        .map(|s| {
+            RunStatus::parse(s).ok_or_else(|| {
+                let known: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_param(
+                    "status",
+                    format!("`{s}` is not one of {}", known.join(", ")),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(RunList {
-        items: read::sync_runs(&state.pool, &statuses, limit).await?,
+        items: runs::list(&state.pool, &statuses, limit).await?,
     }))
 }
 
 #[derive(Serialize)]
 struct RunDetail {
     #[serde(flatten)]
-    run: read::SyncRun,
-    sync_errors: Vec<read::SyncError>,
+    run: runs::RunRow,
+    sync_errors: Vec<runs::ParseError>,
 }
 
 async fn get_run(
@@ -424,10 +428,10 @@ async fn get_run(
 ) -> Result<Json<RunDetail>, ApiError> {
     let not_found = || ApiError::NotFound(format!("No sync run with id `{id}`."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
-    let run = read::sync_run(&state.pool, run_id)
+    let run = runs::get(&state.pool, run_id)
         .await?
         .ok_or_else(not_found)?;
-    let sync_errors = read::sync_errors(&state.pool, run_id).await?;
+    let sync_errors = runs::parse_errors(&state.pool, run_id).await?;
     Ok(Json(RunDetail { run, sync_errors }))
 }
 

@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::auth::AuthState;
 use crate::daemon::{TriggerError, TriggerOutcome};
-use crate::store::read::{self, SyncRun};
+use crate::store::runs::{self, RunRow, RunStatus};
 
 /// A database that does not answer within this is reported unreachable rather than
 /// letting health checks hang.
@@ -41,8 +41,8 @@ struct Health {
     partner_center_enabled: bool,
     database: DatabaseHealth,
     auth: AuthHealth,
-    current_run: Option<SyncRun>,
-    last_run: Option<SyncRun>,
+    current_run: Option<RunRow>,
+    last_run: Option<RunRow>,
     last_success_at: Option<DateTime<Utc>>,
     next_run_at: Option<DateTime<Utc>>,
     sync_interval_seconds: Option<u64>,
@@ -68,29 +68,20 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
     let config = state.config.borrow().clone();
     let pool = &state.pool;
     let runs = async {
-        let current = read::sync_runs(pool, &["running".into(), "queued".into()], 1)
-            .await?
-            .into_iter()
-            .next();
-        let last = read::sync_runs(
-            pool,
-            &[
-                "succeeded".into(),
-                "failed".into(),
-                "cancelled".into(),
-                "skipped".into(),
-            ],
-            1,
-        )
-        .await?
-        .into_iter()
-        .next();
+        let current = runs::find_active(pool).await?;
+        let finished = [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Skipped,
+        ];
+        let last = runs::list(pool, &finished, 1).await?.into_iter().next();
         let last_success: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND NOT dry_run",
         )
         .fetch_one(pool)
         .await?;
-        Ok::<_, sqlx::Error>((current, last, last_success))
+        Ok::<_, crate::store::StoreError>((current, last, last_success))
     };
     let (reachable, current_run, last_run, last_success_at) =
         match tokio::time::timeout(DB_PROBE_TIMEOUT, runs).await {

@@ -15,20 +15,6 @@ const REFERRAL_COLUMNS: &str = "id, engagement_id, name, status, substatus, type
      customer_name, customer_country, customer_domain, deal_value::text AS deal_value, currency, \
      created_at, updated_at, first_seen_at, last_seen_at, missing_since";
 
-const RUN_COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, \
-     EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
-     pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error";
-
-/// Every status a `sync_runs` row can have (the table's CHECK constraint).
-pub const RUN_STATUSES: &[&str] = &[
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "skipped",
-    "cancelled",
-];
-
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct Referral {
     pub id: String,
@@ -403,71 +389,6 @@ pub async fn companies(
     .push_bind(q.offset);
     let items = list.build_query_as().fetch_all(pool).await?;
     Ok((items, total))
-}
-
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct SyncRun {
-    pub id: i64,
-    pub trigger: String,
-    pub mode: String,
-    pub status: String,
-    pub dry_run: bool,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Null until the run has both started and finished.
-    pub duration_seconds: Option<f64>,
-    pub pages: i32,
-    pub fetched: i32,
-    pub inserted: i32,
-    pub updated: i32,
-    pub unchanged: i32,
-    pub marked_missing: i32,
-    pub parse_errors: i32,
-    pub error: Option<String>,
-}
-
-/// A referral the run could not parse into typed columns.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct SyncError {
-    pub id: i64,
-    pub referral_id: Option<String>,
-    pub reason: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Newest runs first, optionally only those with one of `statuses`.
-pub async fn sync_runs(
-    pool: &PgPool,
-    statuses: &[String],
-    limit: i64,
-) -> Result<Vec<SyncRun>, sqlx::Error> {
-    let mut qb =
-        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE true"));
-    if !statuses.is_empty() {
-        qb.push(" AND status = ANY(")
-            .push_bind(statuses.to_vec())
-            .push(")");
-    }
-    qb.push(" ORDER BY queued_at DESC, id DESC LIMIT ")
-        .push_bind(limit);
-    qb.build_query_as().fetch_all(pool).await
-}
-
-pub async fn sync_run(pool: &PgPool, id: i64) -> Result<Option<SyncRun>, sqlx::Error> {
-    let mut qb =
-        QueryBuilder::<Postgres>::new(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = "));
-    qb.push_bind(id);
-    qb.build_query_as().fetch_optional(pool).await
-}
-
-pub async fn sync_errors(pool: &PgPool, run_id: i64) -> Result<Vec<SyncError>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
-    )
-    .bind(run_id)
-    .fetch_all(pool)
-    .await
 }
 
 #[cfg(test)]

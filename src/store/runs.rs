@@ -67,6 +67,19 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -90,6 +103,8 @@ pub struct RunRow {
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Null until the run has both started and finished.
+    pub duration_seconds: Option<f64>,
     pub pages: i32,
     pub fetched: i32,
     pub inserted: i32,
@@ -102,8 +117,9 @@ pub struct RunRow {
     pub pid: Option<i32>,
 }
 
-const COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, pages, fetched, inserted, updated, \
-                       unchanged, marked_missing, parse_errors, error, host, pid";
+const COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, \
+     EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
+     pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error, host, pid";
 
 /// Counter increments from one committed batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -216,13 +232,40 @@ pub async fn close_stale(pool: &PgPool, closed_by: Option<i64>) -> Result<Vec<Ru
     Ok(rows)
 }
 
-/// Newest first.
-pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<RunRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM sync_runs ORDER BY id DESC LIMIT $1");
+/// Newest first; only runs with one of `statuses` unless it is empty.
+pub async fn list(
+    pool: &PgPool,
+    statuses: &[RunStatus],
+    limit: i64,
+) -> Result<Vec<RunRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
+         ORDER BY id DESC LIMIT $2"
+    );
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
+        .bind(statuses)
         .bind(limit.max(0))
         .fetch_all(pool)
         .await?)
+}
+
+/// A referral a run could not parse into typed columns.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct ParseError {
+    pub id: i64,
+    pub referral_id: Option<String>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<RunRow>, StoreError> {
