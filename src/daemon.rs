@@ -382,9 +382,15 @@ async fn worker(
     mut trigger_rx: mpsc::Receiver<Trigger>,
     stop: CancellationToken,
 ) {
+    let mut trim_pending = false;
     loop {
         let trigger = tokio::select! {
             () = stop.cancelled() => return,
+            () = tokio::time::sleep(IDLE_TRIM_AFTER), if trim_pending => {
+                trim_pending = false;
+                release_freed_memory();
+                continue;
+            }
             msg = trigger_rx.recv() => match msg {
                 Some(trigger) => trigger,
                 None => return,
@@ -460,11 +466,17 @@ async fn worker(
         };
         notify(&[sd_notify::NotifyState::Status(&status)]);
         release_freed_memory();
+        trim_pending = true;
         if stop.is_cancelled() {
             return;
         }
     }
 }
+
+/// When the pool has closed the connections a run left idle (its reaper looks once per
+/// idle timeout), their buffers are freed too; one more trim then hands them back.
+const IDLE_TRIM_AFTER: Duration =
+    Duration::from_secs(2 * crate::store::POOL_IDLE_TIMEOUT.as_secs() + 30);
 
 /// A run's pages and batches take a few MB that are freed when it ends, but glibc keeps
 /// freed memory in its arenas, so without this an idle daemon holds its peak for good

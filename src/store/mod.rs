@@ -34,6 +34,10 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+/// How long the pool keeps a connection nobody uses. Runs are minutes apart (600 s in
+/// production), so between them an idle daemon holds no server backend and no buffers.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Connects lazily-checked: the first connection is made now so a bad URL fails at start-up.
 pub async fn connect(url: &SecretString) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.expose_secret().parse().map_err(StoreError::BadUrl)?;
@@ -46,6 +50,7 @@ pub async fn connect(url: &SecretString) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
+        .idle_timeout(POOL_IDLE_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(|source| StoreError::Connect { target, source })
