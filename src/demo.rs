@@ -57,9 +57,16 @@ pub enum DemoError {
 
 pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
     let choice = DatabaseChoice::pick()?;
+    let user_database = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
     let database_url = match &choice {
-        DatabaseChoice::Existing(url) if std::env::var_os("DATABASE_URL").is_some() => url.clone(),
+        DatabaseChoice::Existing(url) if user_database => url.clone(),
         other => dedicated_database(&other.url()).await?,
+    };
+    // On the local server the demo's database is dropped at the end; a throwaway cluster
+    // goes away whole; DATABASE_URL is the user's own and is kept.
+    let shared_server = match &choice {
+        DatabaseChoice::Existing(url) if !user_database => Some(url.clone()),
+        _ => None,
     };
     eprintln!("Database: {}", crate::config::redact_url(&database_url));
 
@@ -131,6 +138,11 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
     if let Err(e) = std::fs::remove_dir_all(&cache_dir) {
         eprintln!("Could not remove {}: {e}", cache_dir.display());
     }
+    if let Some(server) = &shared_server {
+        if let Err(e) = drop_dedicated_database(server).await {
+            eprintln!("Could not drop the demo database {DEMO_DATABASE}: {e}");
+        }
+    }
     drop(choice);
     eprintln!("Demo stopped and cleaned up.");
     result
@@ -156,14 +168,10 @@ fn change_some(emulator: &Emulator, round: u64) {
 
 /// A fresh database of the demo's own on a shared server.
 async fn dedicated_database(server_url: &str) -> Result<String, DemoError> {
+    drop_dedicated_database(server_url).await?;
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(server_url)
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"
-        )))
         .await?;
     admin
         .execute(sqlx::AssertSqlSafe(format!(
@@ -174,4 +182,18 @@ async fn dedicated_database(server_url: &str) -> Result<String, DemoError> {
     let mut url = url::Url::parse(server_url).map_err(|e| DemoError::Emulator(e.into()))?;
     url.set_path(&format!("/{DEMO_DATABASE}"));
     Ok(url.to_string())
+}
+
+async fn drop_dedicated_database(server_url: &str) -> Result<(), sqlx::Error> {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(server_url)
+        .await?;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"
+        )))
+        .await?;
+    admin.close().await;
+    Ok(())
 }
