@@ -20,7 +20,7 @@ use partner_center_sync::metrics::Metrics;
 use partner_center_sync::sync::{
     Mode, RequestedMode, RunRequest, RunStatus, RunSummary, SyncEngine, SyncError, Trigger,
 };
-use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
+use pc_emulator::{Emulator, EmulatorConfig, FaultSpec, PathKind};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -577,6 +577,40 @@ async fn the_quirky_next_link_form_is_repaired() {
     let env = env(450, |e, _| e.quirky_next_link = true).await;
     let s = env.run(RequestedMode::Auto).await.expect("full");
     assert_eq!(s.next_links_repaired, 4, "{s}");
+    env.assert_matches_truth().await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_refused_incremental_filter_falls_back_to_full_passes_and_is_remembered() {
+    let env = env(300, |e, _| e.refuse_updated_filter = true).await;
+    let first = env.run(RequestedMode::Auto).await.expect("first run");
+    assert_eq!(first.mode, Some(Mode::Full), "a first run is a full pass");
+    env.emu.update_referrals(7);
+    env.emu.add_referrals(3);
+
+    let second = env.run(RequestedMode::Auto).await.expect("falls back");
+    assert_eq!(second.mode, Some(Mode::Full), "{second}");
+    assert_eq!((second.inserted, second.updated), (3, 7), "{second}");
+    let bad_requests = || env.emu.stats().requests_with(PathKind::ReferralList, 400);
+    assert_eq!(bad_requests(), 1, "the filter was tried once");
+    let (mode, supported): (String, bool) = sqlx::query_as(
+        "SELECT r.mode, s.incremental_filter_supported FROM sync_runs r, sync_state s ORDER BY r.id DESC LIMIT 1",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .expect("run and state");
+    assert_eq!(
+        (mode.as_str(), supported),
+        ("full", false),
+        "the run records the pass it made; the state remembers the refusal"
+    );
+    env.assert_matches_truth().await;
+
+    env.emu.update_referrals(2);
+    let third = env.run(RequestedMode::Auto).await.expect("third run");
+    assert_eq!(third.mode, Some(Mode::Full));
+    assert_eq!(bad_requests(), 1, "not tried again");
     env.assert_matches_truth().await;
     env.finish().await;
 }

@@ -24,6 +24,9 @@ pub struct EmulatorConfig {
     /// `/engagements`, only `$skiptoken` in the query. That path is not served, so a client must
     /// repair the link as the reference says.
     pub quirky_next_link: bool,
+    /// Answer a `$filter` on `updatedDateTime` with 400 `invalidRequest`, as an API version or
+    /// tenant without that filter would; a client must then fall back to full listings.
+    pub refuse_updated_filter: bool,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
     /// `interval` returned by `/devicecode` (Entra says 5). 0 lets tests poll back to back and
@@ -47,6 +50,7 @@ impl Default for EmulatorConfig {
             auto_approve_after: None,
             access_token_lifetime: Duration::from_secs(3600),
             quirky_next_link: false,
+            refuse_updated_filter: false,
             port: 0,
             device_code_interval_secs: 1,
             device_code_lifetime: Duration::from_secs(900),

@@ -32,6 +32,9 @@ struct Cli {
     /// Emit `@odata.nextLink` in the documented odd form (http, no `/engagements`).
     #[arg(long)]
     quirky_next_link: bool,
+    /// Refuse `$filter` on `updatedDateTime` with 400, forcing clients onto full listings.
+    #[arg(long)]
+    refuse_updated_filter: bool,
     /// Seconds a client must wait between device-code polls (Entra: 5).
     #[arg(long, default_value_t = 5)]
     device_code_interval: u64,
@@ -60,6 +63,7 @@ async fn main() -> ExitCode {
         auto_approve_after: cli.auto_approve_after,
         access_token_lifetime: Duration::from_secs(cli.access_token_lifetime),
         quirky_next_link: cli.quirky_next_link,
+        refuse_updated_filter: cli.refuse_updated_filter,
         port: cli.port,
         device_code_interval_secs: cli.device_code_interval,
         client_secret: cli.client_secret,

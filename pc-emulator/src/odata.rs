@@ -106,6 +106,13 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
+    /// Whether any clause compares `updatedDateTime`.
+    pub fn uses_updated(&self) -> bool {
+        self.clauses
+            .iter()
+            .any(|c| matches!(c, Clause::Time(OrderField::Updated, ..)))
+    }
+
     pub fn matches(&self, keys: &Keys) -> bool {
         self.clauses.iter().all(|clause| match clause {
             Clause::Str(field, value) => {

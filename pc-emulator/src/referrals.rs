@@ -177,6 +177,13 @@ pub(crate) async fn list(
         Ok(query) => query,
         Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalidRequest", &e.0),
     };
+    if shared.config.refuse_updated_filter && query.filter.uses_updated() {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRequest",
+            "The property 'updatedDateTime' cannot be used in the $filter query option.",
+        );
+    }
     let (list, page) = {
         let store = shared.store();
         let list = store.ordered(&query.filter, query.order);

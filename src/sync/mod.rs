@@ -357,7 +357,7 @@ impl SyncEngine {
     }
 
     /// Fetches the first page, falling back to a full pass if the API refuses the
-    /// incremental filter (a 400 on the filtered list).
+    /// incremental filter (a 400 on the filtered list). The bool: the filter was refused.
     async fn open(
         &self,
         plan: &mut Plan,
@@ -365,21 +365,8 @@ impl SyncEngine {
         cancel: &CancellationToken,
         deadline: tokio::time::Instant,
     ) -> Result<(ReferralPages, Page, bool), SyncError> {
-        // The bool: the API refused the incremental filter.
-        let client = &self.inner.client;
-        let mut pages = client.list(&self.query(plan), budget.clone());
-        match guarded(
-            cancel,
-            deadline,
-            self.inner.config.run_deadline,
-            pages.next_page(),
-        )
-        .await?
-        {
-            Ok(Some(first)) => Ok((pages, first, false)),
-            Ok(None) => Err(SyncError::Api(ApiError::BadNextLink {
-                link: "(no first page)".into(),
-            })),
+        match self.first_page(plan, budget, cancel, deadline).await? {
+            Ok((pages, first)) => Ok((pages, first, false)),
             Err(e) if plan.mode == Mode::Incremental && e.is_bad_request() => {
                 tracing::warn!(
                     event = "incremental_filter_refused",
@@ -392,24 +379,36 @@ impl SyncEngine {
                     reason: "Partner Center refused the updatedDateTime filter",
                     advances_watermark: true,
                 };
-                let mut pages = client.list(&self.query(plan), budget.clone());
-                match guarded(
-                    cancel,
-                    deadline,
-                    self.inner.config.run_deadline,
-                    pages.next_page(),
-                )
-                .await?
-                {
-                    Ok(Some(first)) => Ok((pages, first, true)),
-                    Ok(None) => Err(SyncError::Api(ApiError::BadNextLink {
-                        link: "(no first page)".into(),
-                    })),
-                    Err(e) => Err(e.into()),
-                }
+                let (pages, first) = self.first_page(plan, budget, cancel, deadline).await??;
+                Ok((pages, first, true))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The listing `plan` asks for and its first page; the inner error is the API's answer.
+    async fn first_page(
+        &self,
+        plan: &Plan,
+        budget: &RetryBudget,
+        cancel: &CancellationToken,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<(ReferralPages, Page), ApiError>, SyncError> {
+        let mut pages = self.inner.client.list(&self.query(plan), budget.clone());
+        let first = guarded(
+            cancel,
+            deadline,
+            self.inner.config.run_deadline,
+            pages.next_page(),
+        )
+        .await?;
+        Ok(match first {
+            Ok(Some(first)) => Ok((pages, first)),
+            Ok(None) => Err(ApiError::BadNextLink {
+                link: "(no first page)".into(),
+            }),
+            Err(e) => Err(e),
+        })
     }
 
     async fn execute(
