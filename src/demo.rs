@@ -169,31 +169,27 @@ fn change_some(emulator: &Emulator, round: u64) {
 /// A fresh database of the demo's own on a shared server.
 async fn dedicated_database(server_url: &str) -> Result<String, DemoError> {
     drop_dedicated_database(server_url).await?;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(server_url)
-        .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {DEMO_DATABASE}"
-        )))
-        .await?;
-    admin.close().await;
+    on_server(server_url, format!("CREATE DATABASE {DEMO_DATABASE}")).await?;
     let mut url = url::Url::parse(server_url).map_err(|e| DemoError::Emulator(e.into()))?;
     url.set_path(&format!("/{DEMO_DATABASE}"));
     Ok(url.to_string())
 }
 
 async fn drop_dedicated_database(server_url: &str) -> Result<(), sqlx::Error> {
+    on_server(
+        server_url,
+        format!("DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"),
+    )
+    .await
+}
+
+/// Runs one statement on the server's maintenance database.
+async fn on_server(server_url: &str, sql: String) -> Result<(), sqlx::Error> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(server_url)
         .await?;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {DEMO_DATABASE} WITH (FORCE)"
-        )))
-        .await?;
+    admin.execute(sqlx::AssertSqlSafe(sql)).await?;
     admin.close().await;
     Ok(())
 }
