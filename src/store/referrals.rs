@@ -55,10 +55,11 @@ pub struct Changed {
 ///
 /// Which rows exist is read first (by id only), so new rows go in with `COPY` (the
 /// fastest way into PostgreSQL: a first sync of 100,000 referrals is bound by it) and
-/// existing rows with an `UPDATE` that only touches those whose payload changed. The sync
-/// lock makes this safe: no other writer can insert the same id in between. A row that was marked
-/// missing is brought back; on full passes every row returned gets `last_seen_at`
-/// stamped, so the end of the pass can tell which referrals were not returned.
+/// existing rows with an `UPDATE` that only touches those whose payload changed. The
+/// sync lock makes this safe: no other writer can insert the same id in between. A row
+/// that was marked missing is brought back; on full passes every row returned gets
+/// `last_seen_at` stamped, so the end of the pass can tell which referrals were not
+/// returned.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[ReferralRow],
