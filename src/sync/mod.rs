@@ -525,28 +525,16 @@ impl SyncEngine {
         let repaired = pump.finish().await;
         Ok(RunSummary {
             run_id: Some(run_id),
-            trigger: request.trigger,
-            mode: Some(plan.mode),
-            status: RunStatus::Succeeded,
-            dry_run: false,
-            started_at,
-            finished_at: Utc::now(),
-            duration_secs: clock.elapsed().as_secs_f64(),
             write_secs: writing.as_secs_f64(),
-            pages: totals.pages,
-            fetched: totals.fetched,
-            inserted: totals.inserted,
-            updated: totals.updated,
-            unchanged: totals.unchanged,
-            marked_missing: totals.marked_missing,
-            parse_errors: totals.parse_errors,
-            retries: budget.used(),
-            next_links_repaired: repaired,
             watermark: new_state.watermark,
-            message: None,
-            sample_inserted: Vec::new(),
-            sample_updated: Vec::new(),
-            sample_missing: totals.sample_missing,
+            ..totals.into_summary(
+                request.trigger,
+                plan.mode,
+                started_at,
+                clock,
+                budget.used(),
+                repaired,
+            )
         })
     }
 
@@ -615,29 +603,16 @@ impl SyncEngine {
             totals.sample_missing = sample;
         }
         let summary = RunSummary {
-            run_id: None,
-            trigger: request.trigger,
-            mode: Some(plan.mode),
-            status: RunStatus::Succeeded,
             dry_run: true,
-            started_at,
-            finished_at: Utc::now(),
-            duration_secs: clock.elapsed().as_secs_f64(),
-            write_secs: 0.0,
-            pages: totals.pages,
-            fetched: totals.fetched,
-            inserted: totals.inserted,
-            updated: totals.updated,
-            unchanged: totals.unchanged,
-            marked_missing: totals.marked_missing,
-            parse_errors: totals.parse_errors,
-            retries: budget.used(),
-            next_links_repaired: repaired,
-            watermark: None,
             message: Some("Dry run: nothing was written.".into()),
-            sample_inserted: totals.sample_inserted,
-            sample_updated: totals.sample_updated,
-            sample_missing: totals.sample_missing,
+            ..totals.into_summary(
+                request.trigger,
+                plan.mode,
+                started_at,
+                clock,
+                budget.used(),
+                repaired,
+            )
         };
         tracing::info!(
             event = "sync_finished",
@@ -861,6 +836,44 @@ impl Totals {
         self.unchanged += u(d.unchanged);
         self.marked_missing += u(d.marked_missing);
         self.parse_errors += u(d.parse_errors);
+    }
+
+    /// A succeeded pass's summary; the caller sets what differs between a run and a dry
+    /// run (run id, write time, watermark, message).
+    fn into_summary(
+        self,
+        trigger: Trigger,
+        mode: Mode,
+        started_at: DateTime<Utc>,
+        clock: Instant,
+        retries: u32,
+        next_links_repaired: u32,
+    ) -> RunSummary {
+        RunSummary {
+            run_id: None,
+            trigger,
+            mode: Some(mode),
+            status: RunStatus::Succeeded,
+            dry_run: false,
+            started_at,
+            finished_at: Utc::now(),
+            duration_secs: clock.elapsed().as_secs_f64(),
+            write_secs: 0.0,
+            pages: self.pages,
+            fetched: self.fetched,
+            inserted: self.inserted,
+            updated: self.updated,
+            unchanged: self.unchanged,
+            marked_missing: self.marked_missing,
+            parse_errors: self.parse_errors,
+            retries,
+            next_links_repaired,
+            watermark: None,
+            message: None,
+            sample_inserted: self.sample_inserted,
+            sample_updated: self.sample_updated,
+            sample_missing: self.sample_missing,
+        }
     }
 
     fn progress(&self, run_id: Option<i64>, mode: Mode, clock: Instant) -> Progress {
