@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -183,7 +183,7 @@ impl Setup {
         });
         let daemon = Daemon {
             pid: i32::try_from(child.id()).expect("pid fits"),
-            child,
+            child: support::Reaped(child),
             base: format!("http://127.0.0.1:{port}"),
             logs,
             http: reqwest::Client::new(),
@@ -227,20 +227,11 @@ fn free_port() -> u16 {
 
 /// The running child; killed and reaped when dropped, so a failing test leaves nothing behind.
 struct Daemon {
-    child: Child,
+    child: support::Reaped,
     pid: i32,
     base: String,
     logs: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
 }
 
 impl Daemon {

@@ -45,15 +45,17 @@ async fn the_demo_signs_in_syncs_serves_the_ui_and_cleans_up_on_ctrl_c() {
     let db = support::TestDb::empty().await;
     let tmp = tempfile::tempdir().expect("temp dir");
     let referrals = REFERRALS.to_string();
-    let mut child = support::command()
-        .args(["demo", "--listen", "127.0.0.1:0", "--referrals", &referrals])
-        .env("DATABASE_URL", &db.url)
-        .env("TMPDIR", tmp.path())
-        .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
+    let mut child = support::Reaped(
+        support::command()
+            .args(["demo", "--listen", "127.0.0.1:0", "--referrals", &referrals])
+            .env("DATABASE_URL", &db.url)
+            .env("TMPDIR", tmp.path())
+            .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the demo"),
+    );
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

@@ -122,6 +122,32 @@ pub fn command() -> std::process::Command {
     c
 }
 
+/// A child process of the real binary, killed and reaped when dropped, so a failing test
+/// leaves nothing running behind it.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// The real daemon, in-process, on 127.0.0.1 port 0 over `db`; stopped on drop.
 pub struct TestDaemon {
     pub base: String,
