@@ -579,47 +579,39 @@ impl TokenCache {
     /// once no other client holds credentials for it; other apps' entries stay.
     /// Returns how many entries were removed.
     pub fn remove_account(&mut self, scope: &ClientScope, home_account_id: &str) -> usize {
+        let of_account = |e: &Map<String, Value>| {
+            env_matches(e, &scope.environment) && field_eq(e, "home_account_id", home_account_id)
+        };
         let mut removed = 0;
         for section in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN] {
-            let keys: Vec<String> = self
-                .entries(section)
-                .filter(|(_, e)| {
-                    field_eq(e, "client_id", &scope.client_id)
-                        && env_matches(e, &scope.environment)
-                        && field_eq(e, "home_account_id", home_account_id)
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if let Some(Value::Object(m)) = self.root.get_mut(section) {
-                for k in keys {
-                    removed += usize::from(m.shift_remove(&k).is_some());
-                }
-            }
+            removed += self.remove_where(section, |e| {
+                field_eq(e, "client_id", &scope.client_id) && of_account(e)
+            });
         }
         let still_used = [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN]
             .iter()
-            .any(|section| {
-                self.entries(section).any(|(_, e)| {
-                    env_matches(e, &scope.environment)
-                        && field_eq(e, "home_account_id", home_account_id)
-                })
-            });
+            .any(|section| self.entries(section).any(|(_, e)| of_account(e)));
         if !still_used {
-            let keys: Vec<String> = self
-                .entries(ACCOUNT)
-                .filter(|(_, e)| {
-                    env_matches(e, &scope.environment)
-                        && field_eq(e, "home_account_id", home_account_id)
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if let Some(Value::Object(m)) = self.root.get_mut(ACCOUNT) {
-                for k in keys {
-                    removed += usize::from(m.shift_remove(&k).is_some());
-                }
-            }
+            removed += self.remove_where(ACCOUNT, of_account);
         }
         removed
+    }
+
+    /// Removes the entries of `section` that `matches`; returns how many.
+    fn remove_where(
+        &mut self,
+        section: &str,
+        matches: impl Fn(&Map<String, Value>) -> bool,
+    ) -> usize {
+        let keys: Vec<String> = self
+            .entries(section)
+            .filter(|(_, e)| matches(e))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let Some(Value::Object(m)) = self.root.get_mut(section) else {
+            return 0;
+        };
+        keys.iter().filter(|k| m.shift_remove(*k).is_some()).count()
     }
 }
 
