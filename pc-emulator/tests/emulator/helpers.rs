@@ -48,12 +48,17 @@ pub async fn form(
     (status, body)
 }
 
-pub async fn start_device_flow(client: &reqwest::Client, emu: &Emulator) -> Value {
-    let url = format!(
-        "{}/{}/oauth2/v2.0/devicecode",
+/// `{authority}/{tenant}/oauth2/v2.0/{name}` of the emulator's tenant.
+pub fn endpoint(emu: &Emulator, name: &str) -> String {
+    format!(
+        "{}/{}/oauth2/v2.0/{name}",
         emu.authority_url(),
         emu.tenant_id()
-    );
+    )
+}
+
+pub async fn start_device_flow(client: &reqwest::Client, emu: &Emulator) -> Value {
+    let url = endpoint(emu, "devicecode");
     let (status, body) = form(
         client,
         &url,
@@ -70,11 +75,7 @@ pub async fn poll(
     emu: &Emulator,
     device_code: &str,
 ) -> (StatusCode, Value) {
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        emu.authority_url(),
-        emu.tenant_id()
-    );
+    let url = endpoint(emu, "token");
     form(
         client,
         &url,
@@ -93,11 +94,7 @@ pub async fn refresh(
     emu: &Emulator,
     refresh_token: &str,
 ) -> (StatusCode, Value) {
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        emu.authority_url(),
-        emu.tenant_id()
-    );
+    let url = endpoint(emu, "token");
     form(
         client,
         &url,

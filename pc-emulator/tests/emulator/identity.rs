@@ -192,11 +192,7 @@ async fn auto_approve_after_k_polls() {
 async fn devicecode_reports_app_errors_with_http_200() {
     let emu = start(config()).await;
     let client = client();
-    let url = format!(
-        "{}/{}/oauth2/v2.0/devicecode",
-        emu.authority_url(),
-        emu.tenant_id()
-    );
+    let url = endpoint(&emu, "devicecode");
     let (status, body) = form(
         &client,
         &url,
@@ -341,11 +337,7 @@ async fn client_secret_rules_follow_the_registration() {
     let public = start(config()).await;
     let client = client();
     let tokens = public.issue_tokens();
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        public.authority_url(),
-        public.tenant_id()
-    );
+    let url = endpoint(&public, "token");
     let rt = tokens.refresh_token.clone().expect("refresh_token");
     let (status, body) = form(
         &client,
@@ -375,11 +367,7 @@ async fn client_secret_rules_follow_the_registration() {
         .issue_tokens()
         .refresh_token
         .expect("refresh_token");
-    let url = format!(
-        "{}/{}/oauth2/v2.0/token",
-        confidential.authority_url(),
-        confidential.tenant_id()
-    );
+    let url = endpoint(&confidential, "token");
     let client_id = confidential.client_id();
     let base = [
         ("grant_type", "refresh_token"),
@@ -428,11 +416,7 @@ async fn api_refuses_missing_unknown_expired_and_foreign_tokens() {
     let tokens = emu.issue_tokens();
     let (status, csp) = form(
         &client,
-        &format!(
-            "{}/{}/oauth2/v2.0/token",
-            emu.authority_url(),
-            emu.tenant_id()
-        ),
+        &endpoint(&emu, "token"),
         &[
             ("grant_type", "refresh_token"),
             ("client_id", &emu.client_id()),
