@@ -88,6 +88,20 @@ pub async fn apply(
     refresh(conn, &lost.into_iter().collect::<Vec<_>>()).await
 }
 
+/// One company's columns aggregated from its referrals, shared by `refresh` and `rebuild`
+/// so the two can never disagree; a macro because the SQL must stay a literal.
+macro_rules! company_aggregate {
+    () => {
+        "SELECT r.customer_domain AS domain,
+                    (array_agg(r.customer_name ORDER BY r.updated_at DESC NULLS LAST, r.id)
+                        FILTER (WHERE r.customer_name IS NOT NULL))[1] AS name,
+                    count(*)::int AS referral_count,
+                    (array_agg(r.status ORDER BY r.updated_at DESC NULLS LAST, r.id))[1] AS latest_status,
+                    max(r.updated_at) AS latest_referral_at
+             FROM partner_center_referrals r"
+    };
+}
+
 /// Re-aggregates `domains` exactly from the referrals table: name (latest non-empty) and
 /// status of the most recently updated referral, count of referrals not marked missing.
 /// A domain with no such referral left loses its row.
@@ -96,15 +110,12 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
         return Ok(());
     }
     sqlx::query(
-        "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS domain),
+        concat!(
+            "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS domain),
          agg AS (
-             SELECT r.customer_domain AS domain,
-                    (array_agg(r.customer_name ORDER BY r.updated_at DESC NULLS LAST, r.id)
-                        FILTER (WHERE r.customer_name IS NOT NULL))[1] AS name,
-                    count(*)::int AS referral_count,
-                    (array_agg(r.status ORDER BY r.updated_at DESC NULLS LAST, r.id))[1] AS latest_status,
-                    max(r.updated_at) AS latest_referral_at
-             FROM partner_center_referrals r JOIN d ON r.customer_domain = d.domain
+             ",
+            company_aggregate!(),
+            " JOIN d ON r.customer_domain = d.domain
              WHERE r.missing_since IS NULL
              GROUP BY r.customer_domain
          ),
@@ -115,7 +126,8 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
          INSERT INTO companies (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
          SELECT domain, name, referral_count, latest_status, latest_referral_at, now() FROM agg
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
-             latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()",
+             latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()"
+        ),
     )
     .bind(domains)
     .execute(conn)
@@ -127,14 +139,11 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
 /// run in the last transaction of each full pass.
 pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query(
-        "WITH agg AS (
-             SELECT r.customer_domain AS domain,
-                    (array_agg(r.customer_name ORDER BY r.updated_at DESC NULLS LAST, r.id)
-                        FILTER (WHERE r.customer_name IS NOT NULL))[1] AS name,
-                    count(*)::int AS referral_count,
-                    (array_agg(r.status ORDER BY r.updated_at DESC NULLS LAST, r.id))[1] AS latest_status,
-                    max(r.updated_at) AS latest_referral_at
-             FROM partner_center_referrals r
+        concat!(
+            "WITH agg AS (
+             ",
+            company_aggregate!(),
+            "
              WHERE r.missing_since IS NULL AND r.customer_domain IS NOT NULL
              GROUP BY r.customer_domain
          ),
@@ -146,7 +155,8 @@ pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
              latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()
          WHERE (c.name, c.referral_count, c.latest_status, c.latest_referral_at)
-               IS DISTINCT FROM (excluded.name, excluded.referral_count, excluded.latest_status, excluded.latest_referral_at)",
+               IS DISTINCT FROM (excluded.name, excluded.referral_count, excluded.latest_status, excluded.latest_referral_at)"
+        ),
     )
     .execute(conn)
     .await?;
