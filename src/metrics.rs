@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+mod process;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
     pub trigger: String,
@@ -26,6 +28,16 @@ pub struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReferralStatusLabels {
     pub status: String,
 }
 
@@ -43,6 +55,10 @@ pub struct Metrics {
     pub access_token_expiry: Gauge<f64, AtomicU64>,
     pub sign_in_required: Gauge,
     pub skipped_runs: Counter,
+    pub api_request_duration: Histogram,
+    /// Referrals present in Partner Center (not marked missing) by status, refreshed after
+    /// each run from the table so a restart or the passive host of an HA pair shows them too.
+    pub referrals: Family<ReferralStatusLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -53,7 +69,24 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("partner_center_sync");
+        // The root registry carries the unprefixed `process_*` family every Prometheus
+        // client library exports; everything of ours lives under the prefix.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector::new()));
+        let r = root.sub_registry_with_prefix("partner_center_sync");
+        // A gauge at 1 rather than OpenMetrics' `info` type: Prometheus' own text parser
+        // (and so `promtool check metrics`) knows no `info`.
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        r.register(
+            "build_info",
+            "Version of the running binary (value is always 1)",
+            build_info,
+        );
         let runs = Family::<RunLabels, Counter>::default();
         r.register(
             "runs",
@@ -121,8 +154,21 @@ impl Metrics {
             "Scheduled runs skipped because the feature flag is off",
             skipped_runs.clone(),
         );
+        let api_request_duration =
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
+        r.register(
+            "partner_center_request_duration_seconds",
+            "Latency of Partner Center API requests, each attempt counted separately",
+            api_request_duration.clone(),
+        );
+        let referrals = Family::<ReferralStatusLabels, Gauge>::default();
+        r.register(
+            "referrals",
+            "Referrals in the table that Partner Center still returns, by status",
+            referrals.clone(),
+        );
         Self {
-            registry: Arc::new(r),
+            registry: Arc::new(root),
             runs,
             run_duration,
             referrals_fetched,
@@ -134,10 +180,26 @@ impl Metrics {
             access_token_expiry,
             sign_in_required,
             skipped_runs,
+            api_request_duration,
+            referrals,
         }
     }
 
-    pub fn api_request(&self, status: &str) {
+    /// Replaces the per-status gauge wholesale, so a status no referral holds any more
+    /// disappears instead of keeping its last count.
+    pub fn set_referrals_by_status(&self, counts: &[(String, i64)]) {
+        self.referrals.clear();
+        for (status, n) in counts {
+            self.referrals
+                .get_or_create(&ReferralStatusLabels {
+                    status: status.clone(),
+                })
+                .set(*n);
+        }
+    }
+
+    pub fn api_request(&self, status: &str, elapsed: std::time::Duration) {
+        self.api_request_duration.observe(elapsed.as_secs_f64());
         self.api_requests
             .get_or_create(&StatusLabels {
                 status: status.to_owned(),
@@ -162,11 +224,138 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition format served at `/metrics`.
+    /// The OpenMetrics text format, what Prometheus asks for when it scrapes.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The classic Prometheus text format (0.0.4), for clients that do not ask for
+    /// OpenMetrics: curl, `promtool check metrics`, older scrapers.
+    pub fn encode_prometheus_text(&self) -> String {
+        openmetrics_to_prometheus_text(&self.encode())
+    }
+}
+
+/// prometheus-client writes only OpenMetrics. The two formats differ in three ways that
+/// matter for what we export: a counter's HELP/TYPE name lacks the `_total` its samples
+/// carry, `# UNIT` lines, and the `# EOF` terminator.
+fn openmetrics_to_prometheus_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_info_and_referrals_by_status_are_exported() {
+        let metrics = Metrics::new();
+        metrics.set_referrals_by_status(&[("New".into(), 3), ("Active".into(), 5)]);
+        metrics.set_referrals_by_status(&[("Active".into(), 6)]);
+        let text = metrics.encode();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!(
+                "partner_center_sync_build_info{{version=\"{version}\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("partner_center_sync_referrals{status=\"Active\"} 6"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("status=\"New\""),
+            "a status no referral holds any more is dropped: {text}"
+        );
+        assert!(text.contains(
+            "# TYPE partner_center_sync_partner_center_request_duration_seconds histogram"
+        ));
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    }
+
+    /// Every metric a panel of the shipped Grafana dashboard queries is one we export.
+    #[test]
+    fn the_grafana_dashboard_queries_only_exported_metrics() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../contrib/grafana/partner-center-sync.json"))
+                .expect("dashboard JSON");
+        // Labelled families show only once they hold a series.
+        let metrics = Metrics::new();
+        metrics.set_referrals_by_status(&[("New".into(), 1)]);
+        metrics.run_finished("manual", "succeeded");
+        metrics.upserted("inserted", 1);
+        metrics.api_request("200", std::time::Duration::from_millis(5));
+        let exported = metrics.encode_prometheus_text();
+        let families: Vec<&str> = exported
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let mut checked = 0;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                let names = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("partner_center_sync_") || w.starts_with("process_"));
+                for name in names {
+                    let known = families.iter().any(|f| {
+                        name == *f
+                            || ["_bucket", "_sum", "_count"]
+                                .iter()
+                                .any(|s| name.strip_suffix(s) == Some(f))
+                    });
+                    assert!(
+                        known,
+                        "panel {} queries unknown metric {name}",
+                        panel["title"]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 15, "only {checked} metric references found");
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_with_total_and_drops_openmetrics_lines() {
+        let open_metrics = "# HELP x_runs Runs.\n# TYPE x_runs counter\nx_runs_total{a=\"b\"} 1\n\
+                            # HELP x_age Age.\n# TYPE x_age gauge\n# UNIT x_age seconds\nx_age 2.5\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(open_metrics),
+            "# HELP x_runs_total Runs.\n# TYPE x_runs_total counter\nx_runs_total{a=\"b\"} 1\n\
+             # HELP x_age Age.\n# TYPE x_age gauge\nx_age 2.5\n"
+        );
     }
 }

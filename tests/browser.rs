@@ -1,6 +1,6 @@
 //! The web UI in a real headless Chromium driven over WebDriver (chromedriver), as a
 //! salesperson or operator would use it. Needs Debian's `chromium` and
-//! `chromium-driver`: `scripts/ensure-chromium` installs them; without them every test
+//! `chromium-driver`: `scripts/ensure-tools` installs them; without them every test
 //! here fails with one line saying so, rather than passing without a browser.
 //!
 //! Screenshots land in `target/screenshots/` (also on failure) so a reviewer can see
@@ -57,7 +57,7 @@ impl Browser {
             (find_program("chromium"), find_program("chromedriver"))
         else {
             panic!(
-                "chromium or chromedriver is not installed: run scripts/ensure-chromium (as root) first"
+                "chromium or chromedriver is not installed: run scripts/ensure-tools (as root) first"
             );
         };
         let port = free_port();

@@ -607,6 +607,46 @@ async fn a_manual_trigger_queues_a_run_that_succeeds_and_shows_in_metrics() {
     let health = d.health().await;
     assert_eq!(health["last_run"]["id"], id, "{health}");
     assert!(health["last_success_at"].is_string(), "{health}");
+
+    // Referrals by status: the gauge equals the table, status by status.
+    let by_status: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM partner_center_referrals GROUP BY 1")
+            .fetch_all(s.pool())
+            .await
+            .expect("counts");
+    assert!(by_status.len() > 1, "the dataset has several statuses");
+    for (status, n) in by_status {
+        let series = format!("partner_center_sync_referrals{{status=\"{status}\"}}");
+        assert_eq!(metric(&m, &series), Some(n as f64), "{series} in {m}");
+    }
+    assert!(
+        metric(&m, "process_resident_memory_bytes").is_some_and(|n| n > 0.0),
+        "{m}"
+    );
+    assert!(
+        m.contains("partner_center_sync_partner_center_request_duration_seconds_count"),
+        "{m}"
+    );
+    support::promtool_check_metrics(&m);
+
+    // Prometheus asks for OpenMetrics and gets it, `# EOF` terminator included.
+    let r = d
+        .http
+        .get(d.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await
+        .expect("GET /metrics as Prometheus does");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let open_metrics = r.text().await.expect("body");
+    assert!(open_metrics.ends_with("# EOF\n"), "{open_metrics}");
+    assert!(open_metrics.contains("# TYPE partner_center_sync_runs counter"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

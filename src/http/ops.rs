@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -157,7 +157,7 @@ fn not_ready(reason: &str) -> Response {
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // Gauges that reflect state rather than events are refreshed at scrape time.
     match state.daemon.current_auth_state().await {
         AuthState::SignedIn {
@@ -174,14 +174,35 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         AuthState::Unknown => {}
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
+    // A database that does not answer leaves the last counts in place: the scrape itself
+    // must not fail, and `/readyz` reports the outage.
+    match crate::store::read::counts_by_status(&state.pool).await {
+        Ok(counts) => state.metrics.set_referrals_by_status(&counts),
+        Err(e) => tracing::debug!(error = %e, "Could not count referrals for /metrics."),
+    }
+    let wants_open_metrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if wants_open_metrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            state.metrics.encode(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            state.metrics.encode_prometheus_text(),
+        )
+            .into_response()
+    }
 }
 
 /// The old UI read `success` and `task_id`; both are kept.

@@ -252,7 +252,7 @@ impl PartnerCenterClient {
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
-                self.metrics.api_request("error");
+                self.metrics.api_request("error", started.elapsed());
                 tracing::debug!(
                     event = "partner_center_request",
                     method = "GET",
@@ -269,7 +269,7 @@ impl PartnerCenterClient {
         let headers = response.headers().clone();
         let request_id = request_id(&headers);
         let body = response.bytes().await;
-        self.metrics.api_request(status.as_str());
+        self.metrics.api_request(status.as_str(), started.elapsed());
         tracing::debug!(
             event = "partner_center_request",
             method = "GET",

@@ -326,6 +326,17 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
     })
 }
 
+/// Referrals Partner Center still returns, counted by status (`""` for none), for the
+/// `partner_center_sync_referrals` gauge.
+pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce(status, ''), count(*) FROM partner_center_referrals \
+         WHERE missing_since IS NULL GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "SELECT {REFERRAL_COLUMNS}, etag, payload FROM partner_center_referrals WHERE id = "

@@ -186,3 +186,30 @@ impl Drop for TestDaemon {
         }
     }
 }
+
+/// `promtool check metrics` (Debian's `prometheus` package, installed by
+/// `scripts/ensure-tools`) on a `/metrics` body: the exposition parses and follows
+/// Prometheus' naming rules.
+pub fn promtool_check_metrics(body: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/ensure-tools installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write metrics to promtool");
+    let out = child.wait_with_output().expect("promtool finishes");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
