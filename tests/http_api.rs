@@ -512,7 +512,7 @@ async fn companies_filter_by_referrals_and_text() {
     );
     assert_eq!(
         all["items"][0],
-        json!({"domain": "fabrikam.example", "name": "Fabrikam", "referral_count": 5, "latest_status": "New", "latest_referral_at": "2025-01-02T00:00:00Z"})
+        json!({"domain": "fabrikam.example", "domain_display": "fabrikam.example", "name": "Fabrikam", "referral_count": 5, "latest_status": "New", "latest_referral_at": "2025-01-02T00:00:00Z"})
     );
     let with = app
         .ok("/api/v1/partner-center/companies?with_referrals=true")
@@ -528,6 +528,49 @@ async fn companies_filter_by_referrals_and_text() {
         (paged["total"].clone(), paged["items"][0]["domain"].clone()),
         (json!(3), json!("contoso.example"))
     );
+}
+
+#[tokio::test]
+async fn international_domains_come_with_their_display_form() {
+    let app = spawn(Config::default()).await;
+    insert(
+        &app.pool,
+        &Row {
+            id: "idn",
+            name: "Bücher",
+            domain: Some("xn--bcher-kva.example"),
+            ..BASE
+        },
+    )
+    .await;
+    insert(
+        &app.pool,
+        &Row {
+            id: "none",
+            name: "No domain",
+            domain: None,
+            ..BASE
+        },
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO companies (domain, name, referral_count) VALUES ('xn--bcher-kva.example', 'Bücher', 1)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let list = app
+        .ok("/api/v1/partner-center/referrals?sort=name&order=asc")
+        .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items[0]["customer_domain"], "xn--bcher-kva.example");
+    assert_eq!(items[0]["customer_domain_display"], "bücher.example");
+    assert_eq!(items[1]["customer_domain_display"], Value::Null);
+    let detail = app.ok("/api/v1/partner-center/referrals/idn").await;
+    assert_eq!(detail["customer_domain_display"], "bücher.example");
+    let companies = app.ok("/api/v1/partner-center/companies").await;
+    assert_eq!(companies["items"][0]["domain"], "xn--bcher-kva.example");
+    assert_eq!(companies["items"][0]["domain_display"], "bücher.example");
 }
 
 #[tokio::test]
@@ -738,4 +781,43 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
             "{path} never turns data into markup"
         );
     }
+    // app.js is the entry module: every module it reaches is served the same way.
+    let mut queue = vec!["/assets/app.js".to_owned()];
+    let mut seen = Vec::new();
+    while let Some(path) = queue.pop() {
+        if seen.contains(&path) {
+            continue;
+        }
+        let asset = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), 200, "{path}");
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{path}"
+        );
+        assert_eq!(asset.headers()["content-security-policy"], csp.as_str());
+        let text = asset.text().await.unwrap();
+        assert!(
+            !text.contains("innerHTML") && !text.contains("http://") && !text.contains("https://"),
+            "{path} never turns data into markup and loads nothing from elsewhere"
+        );
+        let dir = &path[..=path.rfind('/').unwrap()];
+        for spec in text
+            .lines()
+            .filter(|l| l.starts_with("import "))
+            .filter_map(|l| l.split(" from './").nth(1))
+            .filter_map(|s| s.strip_suffix("';"))
+        {
+            queue.push(format!("{dir}{spec}"));
+        }
+        seen.push(path);
+    }
+    assert!(seen.len() > 5, "app.js imports its modules: {seen:?}");
 }

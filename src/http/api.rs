@@ -24,16 +24,17 @@
 //! by `updated_at` and more rows follow. A Referral is `{id, engagement_id, name, status,
 //! substatus, type, qualification, direction, customer_name, customer_country,
 //! customer_domain, deal_value, currency, created_at, updated_at, first_seen_at,
-//! last_seen_at, missing_since}`; `deal_value` is the exact decimal as a string (or null),
-//! timestamps are RFC 3339 UTC.
+//! last_seen_at, missing_since, customer_domain_display}`; `deal_value` is the exact decimal
+//! as a string (or null), timestamps are RFC 3339 UTC, `customer_domain_display` is the
+//! domain in Unicode (`bücher.example` for the stored `xn--bcher-kva.example`).
 //!
 //! `GET /api/v1/partner-center/referrals/{id}`: a Referral plus `etag`, `payload` (the raw
 //! JSON as Partner Center sent it), `team` and `customer_team` (from the payload's `team` and
 //! `customerProfile.team`, each member as `{name, email, phone, title}`). 404 when unknown.
 //!
 //! `GET /api/v1/partner-center/companies?with_referrals=&q=&limit=&offset=`: companies derived
-//! from referral domains, most referrals first: `{"items": [{domain, name, referral_count,
-//! latest_status, latest_referral_at}], "total": n}`. `with_referrals=true` keeps only those with
+//! from referral domains, most referrals first: `{"items": [{domain, domain_display, name,
+//! referral_count, latest_status, latest_referral_at}], "total": n}`. `with_referrals=true` keeps only those with
 //! at least one referral; `q` matches the domain or the name; `limit` 1..=500 (default 50).
 //!
 //! `GET /api/v1/partner-center/sync-runs?limit=&status=`: newest first, `limit` 1..=200
@@ -54,9 +55,9 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use super::present::{CompanyView, ReferralView};
 use crate::store::read::{
-    self, CompanyQuery, Cursor, Paging, Referral, ReferralFilter, ReferralQuery, ReferralSort,
-    SortOrder,
+    self, CompanyQuery, Cursor, Paging, ReferralFilter, ReferralQuery, ReferralSort, SortOrder,
 };
 use crate::store::runs::{self, RunStatus};
 
@@ -179,7 +180,7 @@ fn parse_since(v: &str) -> Option<DateTime<Utc>> {
 
 #[derive(Serialize)]
 struct ReferralList {
-    items: Vec<Referral>,
+    items: Vec<ReferralView>,
     total: i64,
     limit: i64,
     offset: i64,
@@ -282,7 +283,7 @@ async fn list_referrals(
     )
     .await?;
     Ok(Json(ReferralList {
-        items: page.items,
+        items: page.items.into_iter().map(ReferralView::from).collect(),
         total: page.total,
         limit,
         offset,
@@ -335,7 +336,7 @@ fn members(value: Option<&Value>) -> Vec<Member> {
 #[derive(Serialize)]
 struct ReferralDetailBody {
     #[serde(flatten)]
-    referral: Referral,
+    referral: ReferralView,
     etag: Option<String>,
     team: Vec<Member>,
     customer_team: Vec<Member>,
@@ -357,7 +358,7 @@ async fn get_referral(
             .and_then(|c| c.get("team")),
     );
     Ok(Json(ReferralDetailBody {
-        referral: detail.referral,
+        referral: detail.referral.into(),
         etag: detail.etag,
         team,
         customer_team,
@@ -367,7 +368,7 @@ async fn get_referral(
 
 #[derive(Serialize)]
 struct CompanyList {
-    items: Vec<read::Company>,
+    items: Vec<CompanyView>,
     total: i64,
 }
 
@@ -383,7 +384,10 @@ async fn list_companies(
         offset: p.int("offset", 0, 0, i64::from(i32::MAX))?,
     };
     let (items, total) = read::companies(&state.pool, &query).await?;
-    Ok(Json(CompanyList { items, total }))
+    Ok(Json(CompanyList {
+        items: items.into_iter().map(CompanyView::from).collect(),
+        total,
+    }))
 }
 
 #[derive(Serialize)]

@@ -1,10 +1,11 @@
 //! The single-page web UI at `/`, embedded in the binary so a server without internet
 //! access (no CDN) and without a separate web server can show it.
 //!
-//! The assets are plain HTML, CSS and JavaScript with no build step. The page is open
-//! (it holds no data); the data it loads goes through the API and its bearer token.
-//! A strict Content-Security-Policy backs up the script's rule of never turning data
-//! into markup: even an escaping mistake could not run injected script.
+//! The assets are plain HTML, CSS and JavaScript modules served as they are written (no
+//! build step): `app.js` is the entry module and imports the others from `js/`. The page
+//! is open (it holds no data); the data it loads goes through the API and its bearer
+//! token. A strict Content-Security-Policy backs up the scripts' rule of never turning
+//! data into markup: even an escaping mistake could not run injected script.
 
 use axum::Router;
 use axum::http::header::{
@@ -16,29 +17,49 @@ use axum::routing::get;
 
 use super::AppState;
 
-const INDEX_HTML: &str = include_str!("ui/index.html");
-const APP_JS: &str = include_str!("ui/app.js");
-const APP_CSS: &str = include_str!("ui/app.css");
-const FAVICON_SVG: &str = include_str!("ui/favicon.svg");
-
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const SVG: &str = "image/svg+xml";
+
+/// Every file the page loads: (URL path, content type, body). A module added under
+/// `ui/js/` needs one row here; a unit test checks that every import has one.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("/", HTML, include_str!("ui/index.html")),
+    ("/assets/app.css", CSS, include_str!("ui/app.css")),
+    ("/assets/favicon.svg", SVG, include_str!("ui/favicon.svg")),
+    ("/assets/app.js", JS, include_str!("ui/app.js")),
+    ("/assets/js/api.js", JS, include_str!("ui/js/api.js")),
+    ("/assets/js/badges.js", JS, include_str!("ui/js/badges.js")),
+    (
+        "/assets/js/companies.js",
+        JS,
+        include_str!("ui/js/companies.js"),
+    ),
+    ("/assets/js/detail.js", JS, include_str!("ui/js/detail.js")),
+    ("/assets/js/dom.js", JS, include_str!("ui/js/dom.js")),
+    ("/assets/js/format.js", JS, include_str!("ui/js/format.js")),
+    (
+        "/assets/js/referrals.js",
+        JS,
+        include_str!("ui/js/referrals.js"),
+    ),
+    ("/assets/js/runs.js", JS, include_str!("ui/js/runs.js")),
+    ("/assets/js/state.js", JS, include_str!("ui/js/state.js")),
+    ("/assets/js/status.js", JS, include_str!("ui/js/status.js")),
+    ("/assets/js/tabs.js", JS, include_str!("ui/js/tabs.js")),
+    ("/assets/js/toast.js", JS, include_str!("ui/js/toast.js")),
+];
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
-        .route(
-            "/assets/app.js",
-            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
-        )
-        .route(
-            "/assets/app.css",
-            get(|| asset("text/css; charset=utf-8", APP_CSS)),
-        )
-        .route(
-            "/assets/favicon.svg",
-            get(|| asset("image/svg+xml", FAVICON_SVG)),
-        )
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, &(path, content_type, body)| {
+            router.route(path, get(move || asset(content_type, body)))
+        })
 }
 
 /// `no-cache` (revalidate every time) so an upgraded daemon never serves a page that
@@ -55,4 +76,54 @@ async fn asset(content_type: &'static str, body: &'static str) -> impl IntoRespo
         ],
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL path each `import … from './x.js'` of the module at `path` resolves to.
+    fn imports(path: &str, body: &str) -> Vec<String> {
+        let dir = &path[..=path.rfind('/').expect("an absolute path")];
+        body.lines()
+            .filter_map(|line| line.trim().strip_prefix("import "))
+            .filter_map(|rest| rest.split(" from '").nth(1))
+            .filter_map(|spec| spec.strip_suffix("';"))
+            .map(|spec| format!("{dir}{}", spec.trim_start_matches("./")))
+            .collect()
+    }
+
+    #[test]
+    fn every_module_import_is_served() {
+        let served: Vec<&str> = ASSETS.iter().map(|(path, _, _)| *path).collect();
+        let mut seen = 0;
+        for (path, _, body) in ASSETS.iter().filter(|(_, kind, _)| *kind == JS) {
+            for import in imports(path, body) {
+                seen += 1;
+                assert!(
+                    served.contains(&import.as_str()),
+                    "{path} imports {import}, which ui.rs does not serve"
+                );
+            }
+        }
+        assert!(seen > 10, "the import scan found only {seen} imports");
+    }
+
+    #[test]
+    fn every_served_module_is_imported() {
+        let imported: Vec<String> = ASSETS
+            .iter()
+            .filter(|(_, kind, _)| *kind == JS)
+            .flat_map(|(path, _, body)| imports(path, body))
+            .collect();
+        for (path, _, _) in ASSETS
+            .iter()
+            .filter(|(p, kind, _)| *kind == JS && *p != "/assets/app.js")
+        {
+            assert!(
+                imported.iter().any(|i| i == path),
+                "{path} is served but no module imports it"
+            );
+        }
+    }
 }

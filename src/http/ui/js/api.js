@@ -1,0 +1,60 @@
+// The JSON API and its optional bearer token. The token is asked for when a request is
+// refused and kept in sessionStorage, so it lives as long as the tab.
+
+import { $ } from './dom.js';
+
+export const API = '/api/v1/partner-center';
+const TOKEN_KEY = 'partner-center-sync.api-token';
+
+export class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+let tokenPrompt = null;
+
+/** Asks for the API token once, however many requests were refused at the same time. */
+function askToken(refused) {
+  if (tokenPrompt) return tokenPrompt;
+  tokenPrompt = new Promise((resolve) => {
+    const dialog = $('token-dialog');
+    const input = $('token-input');
+    input.value = '';
+    input.setCustomValidity('');
+    const title = $('token-title');
+    title.textContent = refused ? 'The API token was refused' : 'API token required';
+    dialog.addEventListener('close', () => {
+      const value = input.value.trim();
+      const ok = dialog.returnValue === 'ok' && value !== '';
+      if (ok) sessionStorage.setItem(TOKEN_KEY, value);
+      tokenPrompt = null;
+      resolve(ok);
+    }, { once: true });
+    dialog.showModal();
+    input.focus();
+  });
+  return tokenPrompt;
+}
+
+export async function api(path, options = {}) {
+  // Two attempts at most: the second only after the user entered a token.
+  for (let attempt = 0; ; attempt += 1) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(path, { ...options, headers, cache: 'no-store' });
+    if (response.status === 401 && attempt === 0 && await askToken(Boolean(token))) continue;
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!response.ok) {
+      throw new HttpError(response.status, (body && body.error) || `The server answered HTTP ${response.status}.`);
+    }
+    return { status: response.status, body };
+  }
+}

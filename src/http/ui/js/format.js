@@ -1,0 +1,83 @@
+// Times, money and counts as people read them, in the browser's locale.
+
+import { el } from './dom.js';
+
+const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+export const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+export function relative(iso) {
+  const diff = (new Date(iso).getTime() - Date.now()) / 1000;
+  const abs = Math.abs(diff);
+  if (abs < 45) return diff < 0 ? 'just now' : 'in a few seconds';
+  const steps = [[3600, 60, 'minute'], [86400, 3600, 'hour'], [86400 * 30, 86400, 'day'], [86400 * 365, 86400 * 30, 'month']];
+  for (const [limit, unit, name] of steps) {
+    if (abs < limit) return rtf.format(Math.round(diff / unit), name);
+  }
+  return rtf.format(Math.round(diff / (86400 * 365)), 'year');
+}
+
+/** A <time> showing "4 min ago", with the exact time on hover; refreshed by `tickTimes`. */
+export function timeEl(iso, opts = {}) {
+  if (!iso) return el('span', { class: 'muted' }, opts.empty || '—');
+  const d = new Date(iso);
+  return el('time', { datetime: iso, title: `${exactFormat.format(d)} (${iso})`, 'data-rel': opts.dateOnly ? null : '1' },
+    opts.dateOnly ? dateFormat.format(d) : relative(iso));
+}
+
+export function setTime(node, iso, empty) {
+  if (!iso) {
+    node.textContent = empty || '—';
+    node.removeAttribute('datetime');
+    node.removeAttribute('title');
+    node.removeAttribute('data-rel');
+    return;
+  }
+  node.textContent = relative(iso);
+  node.setAttribute('datetime', iso);
+  node.setAttribute('title', `${exactFormat.format(new Date(iso))} (${iso})`);
+  node.setAttribute('data-rel', '1');
+}
+
+export function tickTimes() {
+  for (const node of document.querySelectorAll('time[data-rel]')) {
+    node.textContent = relative(node.getAttribute('datetime'));
+  }
+}
+
+export function money(value, currency) {
+  if (value === null || value === undefined || value === '') return '—';
+  const n = Number(value);
+  if (!Number.isFinite(n)) return `${value}${currency ? ` ${currency}` : ''}`;
+  if (currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(n);
+    } catch (_) {
+      // Not an ISO 4217 code Intl knows: show the number and the code as sent.
+    }
+  }
+  return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(n) + (currency ? ` ${currency}` : '');
+}
+
+/** Partner Center's company sizes (`51to250employees`, `Morethan20000employees`) in words. */
+export function companySize(size) {
+  if (!size) return null;
+  const range = /^(\d+)to(\d+)employees$/i.exec(size);
+  if (range) return `${Number(range[1]).toLocaleString()}–${Number(range[2]).toLocaleString()} employees`;
+  const more = /^morethan(\d+)employees$/i.exec(size);
+  if (more) return `More than ${Number(more[1]).toLocaleString()} employees`;
+  return size;
+}
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m < 60 ? `${m} min ${s} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** Counts from the server, tolerating a missing field rather than breaking the page. */
+export const num = (n) => (Number(n) || 0).toLocaleString();
+export const plural = (n, one, many) => `${num(n)} ${Number(n) === 1 ? one : many}`;

@@ -1,0 +1,59 @@
+// What the page shows (tab, filters, sort, page, open referral), mirrored in the URL so a
+// view can be shared or bookmarked and the back button works.
+
+const DEFAULT_SORT = { sort: 'updated_at', order: 'desc' };
+const TEXT_FILTERS = ['q', 'status', 'substatus', 'type', 'direction', 'updated_since', 'domain'];
+
+export const TABS = ['referrals', 'companies', 'runs'];
+
+export const view = {
+  tab: 'referrals',
+  ref: { q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', include_missing: false, domain: '', sort: 'updated_at', order: 'desc', page: 1, size: 50 },
+  co: { q: '', with: true, page: 1 },
+  runs: { status: '' },
+  referral: null,
+};
+
+/** Columns whose natural first direction is largest or newest first. */
+export const descendingFirst = (column) => ['updated_at', 'deal_value', 'created_at'].includes(column);
+
+export const hasReferralFilters = () => TEXT_FILTERS.some((k) => view.ref[k]);
+
+export function readUrl() {
+  const p = new URLSearchParams(location.search);
+  view.tab = TABS.includes(p.get('tab')) ? p.get('tab') : 'referrals';
+  const r = view.ref;
+  for (const key of TEXT_FILTERS) r[key] = p.get(key) || '';
+  r.include_missing = p.get('include_missing') === 'true';
+  r.sort = p.get('sort') || DEFAULT_SORT.sort;
+  r.order = p.get('order') === 'asc' ? 'asc' : (p.get('order') === 'desc' ? 'desc' : (descendingFirst(r.sort) ? 'desc' : 'asc'));
+  r.page = Math.max(1, parseInt(p.get('page'), 10) || 1);
+  r.size = [25, 50, 100, 200].includes(parseInt(p.get('size'), 10)) ? parseInt(p.get('size'), 10) : 50;
+  view.co.q = p.get('cq') || '';
+  view.co.with = p.get('cwith') !== 'false';
+  view.co.page = Math.max(1, parseInt(p.get('cpage'), 10) || 1);
+  view.runs.status = p.get('rstatus') || '';
+  view.referral = p.get('referral');
+}
+
+export function writeUrl(push) {
+  const p = new URLSearchParams();
+  if (view.tab !== 'referrals') p.set('tab', view.tab);
+  const r = view.ref;
+  for (const key of TEXT_FILTERS) if (r[key]) p.set(key, r[key]);
+  if (r.include_missing) p.set('include_missing', 'true');
+  if (r.sort !== DEFAULT_SORT.sort || r.order !== DEFAULT_SORT.order) {
+    p.set('sort', r.sort);
+    p.set('order', r.order);
+  }
+  if (r.page > 1) p.set('page', String(r.page));
+  if (r.size !== 50) p.set('size', String(r.size));
+  if (view.co.q) p.set('cq', view.co.q);
+  if (!view.co.with) p.set('cwith', 'false');
+  if (view.co.page > 1) p.set('cpage', String(view.co.page));
+  if (view.runs.status) p.set('rstatus', view.runs.status);
+  if (view.referral) p.set('referral', view.referral);
+  const qs = p.toString();
+  const url = qs ? `${location.pathname}?${qs}` : location.pathname;
+  if (url !== `${location.pathname}${location.search}`) history[push ? 'pushState' : 'replaceState'](null, '', url);
+}
