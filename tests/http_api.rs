@@ -531,6 +531,102 @@ async fn companies_filter_by_referrals_and_text() {
 }
 
 #[tokio::test]
+async fn deal_value_sorts_by_currency_then_amount() {
+    let app = spawn(Config::default()).await;
+    for (id, value) in [
+        ("eur-100", Some("100")),
+        ("usd-50", Some("50")),
+        ("eur-300", Some("300")),
+        ("usd-500", Some("500")),
+        ("eur-none", None),
+        ("no-currency", Some("1")),
+    ] {
+        insert(
+            &app.pool,
+            &Row {
+                id,
+                name: id,
+                deal_value: value,
+                ..BASE
+            },
+        )
+        .await;
+    }
+    sqlx::query(
+        "UPDATE partner_center_referrals SET currency = CASE WHEN id LIKE 'usd%' THEN 'USD' \
+         WHEN id = 'no-currency' THEN NULL ELSE 'EUR' END",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let path = "/api/v1/partner-center/referrals?sort=deal_value";
+    assert_eq!(
+        app.ids(&format!("{path}&order=asc")).await,
+        [
+            "eur-100",
+            "eur-300",
+            "eur-none",
+            "usd-50",
+            "usd-500",
+            "no-currency"
+        ]
+    );
+    assert_eq!(
+        app.ids(&format!("{path}&order=desc")).await,
+        [
+            "eur-300",
+            "eur-100",
+            "eur-none",
+            "usd-500",
+            "usd-50",
+            "no-currency"
+        ],
+        "currencies stay grouped whichever way the amounts run"
+    );
+}
+
+#[tokio::test]
+async fn list_rows_carry_the_payload_dates_team_and_link() {
+    let app = spawn(Config::default()).await;
+    insert(
+        &app.pool,
+        &Row {
+            id: "r1",
+            name: "With dates",
+            ..BASE
+        },
+    )
+    .await;
+    sqlx::query(
+        "UPDATE partner_center_referrals SET payload = payload || jsonb_build_object( \
+         'expirationDateTime', '2025-01-24T08:00:00.1234567Z', 'closedDateTime', 'soon', \
+         'details', jsonb_build_object('closingDateTime', '2025-06-30T00:00:00Z'), \
+         'links', jsonb_build_object('self', jsonb_build_object('uri', 'https://api.partner.microsoft.com/v1.0/engagements/referrals/r1')))",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let list = app.ok("/api/v1/partner-center/referrals").await;
+    let r = &list["items"][0];
+    assert_eq!(r["expires_at"], "2025-01-24T08:00:00.123456Z");
+    assert_eq!(
+        r["closed_at"],
+        Value::Null,
+        "an unreadable date is left out"
+    );
+    assert_eq!(r["expected_close_at"], "2025-06-30T00:00:00Z");
+    assert_eq!(r["team_names"], json!(["Ana Lopes"]));
+    assert_eq!(
+        r["partner_center_url"],
+        "https://api.partner.microsoft.com/v1.0/engagements/referrals/r1"
+    );
+    assert!(r.get("payload").is_none(), "the list stays light");
+    let detail = app.ok("/api/v1/partner-center/referrals/r1").await;
+    assert_eq!(detail["expires_at"], r["expires_at"]);
+    assert_eq!(detail["team_names"], r["team_names"]);
+}
+
+#[tokio::test]
 async fn international_domains_come_with_their_display_form() {
     let app = spawn(Config::default()).await;
     insert(
@@ -644,6 +740,20 @@ async fn sync_runs_list_and_detail_with_errors() {
             .len(),
         1
     );
+
+    let page = app
+        .ok("/api/v1/partner-center/sync-runs?limit=2&offset=1")
+        .await;
+    let ids: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [2, 1], "offset pages through the history");
+    assert_eq!(page["total"], 3, "total counts every run, not the page");
+    assert_eq!(failed["total"], 1, "total follows the status filter");
+    assert_bad_param(&app, "/api/v1/partner-center/sync-runs?offset=-1", "offset").await;
 
     let one = app.ok("/api/v1/partner-center/sync-runs/1").await;
     assert_eq!(one["status"], "succeeded");

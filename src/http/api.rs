@@ -13,7 +13,8 @@
 //! - `updated_since`: RFC 3339 timestamp (`2025-01-15T08:00:00Z`) or a date (`2025-01-15`, midnight UTC).
 //! - `include_missing`: `true` to include referrals Partner Center no longer lists (default `false`).
 //! - `sort`: `updated_at` (default), `created_at`, `name`, `customer_name`, `deal_value`, `status`;
-//!   `order`: `asc` or `desc` (default). Ties are broken by `id`.
+//!   `order`: `asc` or `desc` (default). Ties are broken by `id`. `deal_value` sorts by
+//!   `currency` (A to Z) first, since amounts in different currencies do not compare.
 //! - `limit`: 1..=500 (default 50); `offset` (default 0).
 //! - `cursor`: keyset paging, only with `sort=updated_at`: pass the previous page's
 //!   `next_cursor` (and the same `order`) to get the rows after it; stable while rows change,
@@ -24,9 +25,12 @@
 //! by `updated_at` and more rows follow. A Referral is `{id, engagement_id, name, status,
 //! substatus, type, qualification, direction, customer_name, customer_country,
 //! customer_domain, deal_value, currency, created_at, updated_at, first_seen_at,
-//! last_seen_at, missing_since, customer_domain_display}`; `deal_value` is the exact decimal
-//! as a string (or null), timestamps are RFC 3339 UTC, `customer_domain_display` is the
-//! domain in Unicode (`bücher.example` for the stored `xn--bcher-kva.example`).
+//! last_seen_at, missing_since, customer_domain_display, expires_at, closed_at,
+//! expected_close_at, team_names, partner_center_url}`; `deal_value` is the exact decimal as
+//! a string (or null), timestamps are RFC 3339 UTC, `customer_domain_display` is the domain
+//! in Unicode (`bücher.example` for the stored `xn--bcher-kva.example`); the last five come
+//! from the payload (`expirationDateTime`, `closedDateTime`, `details.closingDateTime`, the
+//! partner `team`, `links.self.uri`) and are null or empty when it lacks them.
 //!
 //! `GET /api/v1/partner-center/referrals/{id}`: a Referral plus `etag`, `payload` (the raw
 //! JSON as Partner Center sent it), `team` and `customer_team` (from the payload's `team` and
@@ -37,9 +41,10 @@
 //! referral_count, latest_status, latest_referral_at}], "total": n}`. `with_referrals=true` keeps only those with
 //! at least one referral; `q` matches the domain or the name; `limit` 1..=500 (default 50).
 //!
-//! `GET /api/v1/partner-center/sync-runs?limit=&status=`: newest first, `limit` 1..=200
-//! (default 20), `status` one or more of `queued`, `running`, `succeeded`, `failed`, `skipped`,
-//! `cancelled`: `{"items": [Run]}` with Run `{id, trigger, mode, status, dry_run, queued_at,
+//! `GET /api/v1/partner-center/sync-runs?limit=&offset=&status=`: newest first, `limit`
+//! 1..=200 (default 20), `offset` (default 0), `status` one or more of `queued`, `running`,
+//! `succeeded`, `failed`, `skipped`, `cancelled`: `{"items": [Run], "total": n}` (`total`
+//! counts every run matching `status`) with Run `{id, trigger, mode, status, dry_run, queued_at,
 //! started_at, finished_at, duration_seconds, pages, fetched, inserted, updated, unchanged,
 //! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it).
 //!
@@ -55,7 +60,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use super::present::{CompanyView, ReferralView};
+use super::present::{CompanyView, Member, ReferralView, members};
 use crate::store::read::{
     self, CompanyQuery, Cursor, Paging, ReferralFilter, ReferralQuery, ReferralSort, SortOrder,
 };
@@ -283,54 +288,16 @@ async fn list_referrals(
     )
     .await?;
     Ok(Json(ReferralList {
-        items: page.items.into_iter().map(ReferralView::from).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|row| ReferralView::new(row.referral, &row.payload))
+            .collect(),
         total: page.total,
         limit,
         offset,
         next_cursor: page.next_cursor.map(|c| c.encode()),
     }))
-}
-
-/// A team member as the UI shows it; the raw member stays in `payload`.
-#[derive(Debug, PartialEq, Serialize)]
-struct Member {
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    title: Option<String>,
-}
-
-/// Reads a Partner Center member list leniently: some samples send one object instead of an array.
-fn members(value: Option<&Value>) -> Vec<Member> {
-    let entries: Vec<&Value> = match value {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => Vec::new(),
-    };
-    let text = |m: &Value, key: &str| {
-        m.get(key)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    entries
-        .into_iter()
-        .filter(|m| m.is_object())
-        .map(|m| {
-            let full = [text(m, "firstName"), text(m, "lastName")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            Member {
-                name: Some(full).filter(|s| !s.is_empty()),
-                email: text(m, "email"),
-                phone: text(m, "phoneNumber"),
-                title: text(m, "title"),
-            }
-        })
-        .collect()
 }
 
 #[derive(Serialize)]
@@ -358,7 +325,7 @@ async fn get_referral(
             .and_then(|c| c.get("team")),
     );
     Ok(Json(ReferralDetailBody {
-        referral: detail.referral.into(),
+        referral: ReferralView::new(detail.referral, &detail.payload),
         etag: detail.etag,
         team,
         customer_team,
@@ -393,14 +360,16 @@ async fn list_companies(
 #[derive(Serialize)]
 struct RunList {
     items: Vec<runs::RunRow>,
+    total: i64,
 }
 
 async fn list_runs(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
-    let p = Params::parse(raw, &["limit", "status"])?;
+    let p = Params::parse(raw, &["limit", "offset", "status"])?;
     let limit = p.int("limit", 20, 1, 200)?;
+    let offset = p.int("offset", 0, 0, i64::from(i32::MAX))?;
     let statuses = p
         .list("status")?
         .iter()
@@ -415,7 +384,8 @@ async fn list_runs(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(RunList {
-        items: runs::list(&state.pool, &statuses, limit).await?,
+        items: runs::list_page(&state.pool, &statuses, limit, offset).await?,
+        total: runs::count(&state.pool, &statuses).await?,
     }))
 }
 
@@ -442,24 +412,6 @@ async fn get_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn members_accept_an_array_or_a_single_object() {
-        let list = serde_json::json!([{"firstName": "Zoë", "lastName": "O'Brien", "email": "zoe@example.com"}, "junk"]);
-        assert_eq!(
-            members(Some(&list)),
-            vec![Member {
-                name: Some("Zoë O'Brien".into()),
-                email: Some("zoe@example.com".into()),
-                phone: None,
-                title: None
-            }]
-        );
-        let one = serde_json::json!({"lastName": "Ng", "title": "CTO"});
-        assert_eq!(members(Some(&one)).len(), 1);
-        assert!(members(Some(&serde_json::json!("x"))).is_empty());
-        assert!(members(None).is_empty());
-    }
 
     #[test]
     fn updated_since_takes_a_timestamp_or_a_date() {

@@ -3,7 +3,8 @@
 //! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`, the sync trigger.
 //! - `api.rs`: read-only data endpoints under `/api/v1/partner-center/`.
 //! - `ui.rs`: the single page at `/` and its embedded assets.
-//! - `present.rs`: what responses add to stored rows for display (domain in Unicode).
+//! - `present.rs`: what responses add to stored rows for display (domain in Unicode,
+//!   payload dates, team, link).
 //! - `auth.rs`: the optional bearer token on the trigger and data endpoints.
 //! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
 

@@ -39,6 +39,21 @@ pub struct Referral {
     pub missing_since: Option<DateTime<Utc>>,
 }
 
+/// The payload fields the list can show besides the columns, in the payload's own shape
+/// (a subset of it), so one reader in `http` serves the list and the full detail payload.
+const LIST_PAYLOAD: &str = "jsonb_strip_nulls(jsonb_build_object(\
+     'expirationDateTime', payload->'expirationDateTime', 'closedDateTime', payload->'closedDateTime', \
+     'details', jsonb_build_object('closingDateTime', payload#>'{details,closingDateTime}'), \
+     'team', payload->'team', 'links', jsonb_build_object('self', payload#>'{links,self}'))) AS payload";
+
+/// A list row: the columns and the [`LIST_PAYLOAD`] subset of the payload.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ListedReferral {
+    #[sqlx(flatten)]
+    pub referral: Referral,
+    pub payload: serde_json::Value,
+}
+
 /// One referral with what only the detail view needs.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ReferralDetail {
@@ -191,7 +206,7 @@ pub struct ReferralQuery {
 
 #[derive(Clone, Debug)]
 pub struct ReferralPage {
-    pub items: Vec<Referral>,
+    pub items: Vec<ListedReferral>,
     /// Rows matching the filter, regardless of paging.
     pub total: i64,
     /// Set when sorted by `updated_at` and more rows follow.
@@ -286,7 +301,7 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
 
     let mut list = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {REFERRAL_COLUMNS} FROM partner_center_referrals"
+        "SELECT {REFERRAL_COLUMNS}, {LIST_PAYLOAD} FROM partner_center_referrals"
     ));
     push_filter(&mut list, &q.filter);
     if let Paging::After(cursor) = &q.paging {
@@ -298,6 +313,11 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
             list.push(" ORDER BY updated_at DESC, id ASC")
         }
         (ReferralSort::UpdatedAt, SortOrder::Asc) => list.push(" ORDER BY updated_at ASC, id DESC"),
+        // Amounts in different currencies do not compare: group by currency first.
+        (ReferralSort::DealValue, order) => list.push(format!(
+            " ORDER BY currency ASC NULLS LAST, {column} {} NULLS LAST, id ASC",
+            order.as_str()
+        )),
         (_, order) => list.push(format!(
             " ORDER BY {column} {} NULLS LAST, id ASC",
             order.as_str()
@@ -308,14 +328,14 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
     if let Paging::Offset(offset) = q.paging {
         list.push(" OFFSET ").push_bind(offset);
     }
-    let mut items: Vec<Referral> = list.build_query_as().fetch_all(pool).await?;
+    let mut items: Vec<ListedReferral> = list.build_query_as().fetch_all(pool).await?;
     let more = items.len() as i64 > q.limit;
     items.truncate(usize::try_from(q.limit).unwrap_or(0));
     let next_cursor = match (more, q.sort, items.last()) {
         (true, ReferralSort::UpdatedAt, Some(last)) => Some(Cursor {
             order: q.order,
-            updated_at: last.updated_at,
-            id: last.id.clone(),
+            updated_at: last.referral.updated_at,
+            id: last.referral.id.clone(),
         }),
         _ => None,
     };

@@ -238,16 +238,40 @@ pub async fn list(
     statuses: &[RunStatus],
     limit: i64,
 ) -> Result<Vec<RunRow>, StoreError> {
+    list_page(pool, statuses, limit, 0).await
+}
+
+/// [`list`] from the `offset`-th run on, for paging through the history.
+pub async fn list_page(
+    pool: &PgPool,
+    statuses: &[RunStatus],
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<RunRow>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
-         ORDER BY id DESC LIMIT $2"
+         ORDER BY id DESC LIMIT $2 OFFSET $3"
     );
-    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-        .bind(statuses)
+        .bind(status_names(statuses))
         .bind(limit.max(0))
+        .bind(offset.max(0))
         .fetch_all(pool)
         .await?)
+}
+
+/// How many runs [`list_page`] can page through.
+pub async fn count(pool: &PgPool, statuses: &[RunStatus]) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)",
+    )
+    .bind(status_names(statuses))
+    .fetch_one(pool)
+    .await?)
+}
+
+fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
 }
 
 /// A referral a run could not parse into typed columns.
