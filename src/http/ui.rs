@@ -25,6 +25,17 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
+/// A module under `ui/js/`, served at `/assets/js/`.
+macro_rules! module {
+    ($name:literal) => {
+        (
+            concat!("/assets/js/", $name, ".js"),
+            JS,
+            include_str!(concat!("ui/js/", $name, ".js")),
+        )
+    };
+}
+
 /// Every file the page loads: (URL path, content type, body). A module added under
 /// `ui/js/` needs one row here; a unit test checks that every import has one.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -32,26 +43,23 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/assets/app.css", CSS, include_str!("ui/app.css")),
     ("/assets/favicon.svg", SVG, include_str!("ui/favicon.svg")),
     ("/assets/app.js", JS, include_str!("ui/app.js")),
-    ("/assets/js/api.js", JS, include_str!("ui/js/api.js")),
-    ("/assets/js/badges.js", JS, include_str!("ui/js/badges.js")),
-    (
-        "/assets/js/companies.js",
-        JS,
-        include_str!("ui/js/companies.js"),
-    ),
-    ("/assets/js/detail.js", JS, include_str!("ui/js/detail.js")),
-    ("/assets/js/dom.js", JS, include_str!("ui/js/dom.js")),
-    ("/assets/js/format.js", JS, include_str!("ui/js/format.js")),
-    (
-        "/assets/js/referrals.js",
-        JS,
-        include_str!("ui/js/referrals.js"),
-    ),
-    ("/assets/js/runs.js", JS, include_str!("ui/js/runs.js")),
-    ("/assets/js/state.js", JS, include_str!("ui/js/state.js")),
-    ("/assets/js/status.js", JS, include_str!("ui/js/status.js")),
-    ("/assets/js/tabs.js", JS, include_str!("ui/js/tabs.js")),
-    ("/assets/js/toast.js", JS, include_str!("ui/js/toast.js")),
+    module!("api"),
+    module!("badges"),
+    module!("columns"),
+    module!("companies"),
+    module!("detail"),
+    module!("dom"),
+    module!("format"),
+    module!("referrals"),
+    module!("runs"),
+    module!("shortcuts"),
+    module!("state"),
+    module!("status"),
+    module!("storage"),
+    module!("tabs"),
+    module!("toast"),
+    module!("views"),
+    module!("visits"),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -107,6 +115,19 @@ mod tests {
             }
         }
         assert!(seen > 10, "the import scan found only {seen} imports");
+    }
+
+    #[test]
+    fn every_module_file_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http/ui/js");
+        for entry in std::fs::read_dir(&dir).expect("src/http/ui/js") {
+            let name = entry.expect("a directory entry").file_name();
+            let path = format!("/assets/js/{}", name.to_string_lossy());
+            assert!(
+                ASSETS.iter().any(|(p, _, _)| *p == path),
+                "{path} has no row in ASSETS"
+            );
+        }
     }
 
     #[test]

@@ -5,16 +5,22 @@
 // - api.js: the JSON API and its token; state.js: the view and its URL.
 // - tabs.js: the views; referrals.js, companies.js, runs.js: one per view.
 // - detail.js: the side panel; status.js: the header's status and Sync now.
+// - columns.js: the referral table's columns and chooser; views.js: saved views;
+//   visits.js: "new since your last visit"; storage.js: what the browser remembers.
+// - shortcuts.js: keyboard shortcuts, the help panel and menus.
 
+import { bindTokenDialog } from './js/api.js';
 import { bindCompanyControls, loadCompanies } from './js/companies.js';
 import { bindDialog, openReferral } from './js/detail.js';
 import { $ } from './js/dom.js';
 import { tickTimes } from './js/format.js';
 import { bindReferralControls, loadReferrals } from './js/referrals.js';
 import { bindRunControls, loadRuns } from './js/runs.js';
+import { bindShortcuts } from './js/shortcuts.js';
 import { readUrl, view } from './js/state.js';
 import { bindStatus, pollStatus } from './js/status.js';
 import { bindTabs, registerTab, showTab } from './js/tabs.js';
+import { bindViews } from './js/views.js';
 
 registerTab('referrals', loadReferrals);
 registerTab('companies', loadCompanies);
@@ -27,6 +33,9 @@ bindCompanyControls();
 bindRunControls();
 bindDialog();
 bindStatus();
+bindTokenDialog();
+bindViews();
+bindShortcuts();
 window.addEventListener('popstate', () => {
   readUrl();
   showTab(view.tab, { push: false });

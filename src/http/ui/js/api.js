@@ -15,6 +15,11 @@ export class HttpError extends Error {
 
 let tokenPrompt = null;
 
+/** Cancel is a plain button, so Enter in the field submits the token (the form's first submit button). */
+export function bindTokenDialog() {
+  $('token-cancel').addEventListener('click', () => $('token-dialog').close('cancel'));
+}
+
 /** Asks for the API token once, however many requests were refused at the same time. */
 function askToken(refused) {
   if (tokenPrompt) return tokenPrompt;
@@ -32,6 +37,8 @@ function askToken(refused) {
       tokenPrompt = null;
       resolve(ok);
     }, { once: true });
+    // Escape closes without a value; a stale 'ok' from an earlier prompt must not count.
+    dialog.returnValue = '';
     dialog.showModal();
     input.focus();
   });

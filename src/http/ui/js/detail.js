@@ -1,9 +1,9 @@
 // The side panel: one referral (with its raw JSON) or one sync run.
 
 import { API, api } from './api.js';
-import { runBadge, statusBadge, substatusBadge } from './badges.js';
+import { runBadge, statusBadges } from './badges.js';
 import { $, el } from './dom.js';
-import { companySize, duration, exactFormat, money, timeEl } from './format.js';
+import { companySize, dateEl, duration, exactFormat, expiryEl, money, timeEl } from './format.js';
 import { view, writeUrl } from './state.js';
 import { filterDomain } from './tabs.js';
 import { toast } from './toast.js';
@@ -84,7 +84,7 @@ function renderReferral(r) {
   const details = p.details || {};
   const customer = p.customerProfile || {};
   const address = customer.address || {};
-  setDialogHead('Referral', r.name || '(unnamed referral)', [statusBadge(r.status), substatusBadge(r.substatus),
+  setDialogHead('Referral', r.name || '(unnamed referral)', [statusBadges(r.status, r.substatus),
     r.missing_since ? el('span', { class: 'badge missing' }, 'Missing from Partner Center') : null]);
 
   const events = [
@@ -110,10 +110,13 @@ function renderReferral(r) {
       ['Qualification', r.qualification],
       ['Status reason', p.statusReason],
       ['Sales stage', p.salesStage],
+      ['Expires', expiryEl(r)],
+      ['Closed', r.closed_at ? dateEl(r.closed_at) : null],
       ['Expected close', details.closingDateTime ? timeEl(details.closingDateTime, { dateOnly: true }) : null],
       ['Notes', details.notes],
       ['Referral ID', el('code', {}, r.id)],
       ['Engagement ID', r.engagement_id ? el('code', {}, r.engagement_id) : null],
+      ['Partner Center', r.partner_center_url ? el('a', { href: r.partner_center_url, target: '_blank', rel: 'noopener noreferrer' }, 'Open in Partner Center ↗') : null],
     ]),
     el('h3', {}, 'Customer'),
     kv([

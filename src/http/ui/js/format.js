@@ -39,10 +39,51 @@ export function setTime(node, iso, empty) {
   node.setAttribute('data-rel', '1');
 }
 
+const monthFormat = new Intl.DateTimeFormat(undefined, { month: 'short' });
+const pad = (n) => String(n).padStart(2, '0');
+
+/**
+ * A calendar date people can scan down a column: "30 Nov" within the current year,
+ * `2024-11-30` otherwise (local time). "Last year" on every row told nothing apart.
+ */
+export function absoluteDate(iso) {
+  const d = new Date(iso);
+  if (d.getFullYear() === new Date().getFullYear()) return `${d.getDate()} ${monthFormat.format(d)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+const hoverText = (iso) => `${relative(iso)} · ${exactFormat.format(new Date(iso))}`;
+
+/** A <time> showing the absolute date, with the relative form and exact time on hover. */
+export function dateEl(iso, prefix = '') {
+  if (!iso) return el('span', { class: 'muted' }, '—');
+  return el('time', { datetime: iso, title: hoverText(iso), 'data-abs': '1' }, `${prefix}${absoluteDate(iso)}`);
+}
+
 export function tickTimes() {
   for (const node of document.querySelectorAll('time[data-rel]')) {
     node.textContent = relative(node.getAttribute('datetime'));
   }
+  for (const node of document.querySelectorAll('time[data-abs]')) {
+    node.title = hoverText(node.getAttribute('datetime'));
+  }
+}
+
+const DAY_MS = 86400000;
+/** How far ahead an expiry counts as soon. */
+export const EXPIRY_SOON_DAYS = 7;
+
+/**
+ * When an unanswered (New) referral expires, if the API knows: highlighted within
+ * `EXPIRY_SOON_DAYS`, and saying how soon in words so the warning is not colour alone.
+ */
+export function expiryEl(r) {
+  if (r.status !== 'New' || !r.expires_at) return null;
+  const left = (new Date(r.expires_at).getTime() - Date.now()) / DAY_MS;
+  const past = left < 0;
+  const soon = !past && left <= EXPIRY_SOON_DAYS;
+  const text = `${past ? 'Expired' : 'Expires'} ${absoluteDate(r.expires_at)}${soon ? ` · ${relative(r.expires_at)}` : ''}`;
+  return el('time', { class: `expiry${soon ? ' soon' : ''}${past ? ' past' : ''}`, datetime: r.expires_at, title: hoverText(r.expires_at), 'data-testid': 'expiry', 'data-soon': soon ? 'true' : null }, text);
 }
 
 export function money(value, currency) {

@@ -1,12 +1,13 @@
 // The referrals table: filters, server-side sort and paging.
 
 import { API, api } from './api.js';
-import { statusBadge, substatusBadge } from './badges.js';
-import { openReferral } from './detail.js';
+import { bindColumnChooser, renderHead, renderRow } from './columns.js';
 import { $, el, showEmpty } from './dom.js';
-import { money, plural, timeEl } from './format.js';
+import { plural } from './format.js';
 import { descendingFirst, hasReferralFilters, view, writeUrl } from './state.js';
-import { filterDomain } from './tabs.js';
+import { showTab } from './tabs.js';
+import { showViewChip } from './views.js';
+import { baseline, isFresh, refreshFreshCount } from './visits.js';
 
 let referralSeq = 0;
 
@@ -28,22 +29,29 @@ function syncFilterForm() {
     $('domain-chip-text').dataset.domain = r.domain;
     $('domain-chip-text').textContent = r.domain;
   }
+  $('fresh-chip').hidden = !(r.fresh && baseline);
+  showViewChip();
+  $('chip-row').hidden = $('domain-chip-row').hidden && $('fresh-chip').hidden && $('view-chip').hidden;
   for (const th of document.querySelectorAll('#referrals-table th[data-sort]')) {
     if (th.dataset.sort === r.sort) th.setAttribute('aria-sort', r.order === 'asc' ? 'ascending' : 'descending');
     else th.removeAttribute('aria-sort');
   }
 }
 
-function referralParams() {
+/** The API query for the current filters; `updated_since` is the later of the two limits. */
+export function referralParams() {
   const r = view.ref;
   const p = new URLSearchParams();
   for (const key of ['q', 'status', 'substatus', 'type', 'direction', 'domain']) if (r[key]) p.set(key, r[key]);
+  let since = null;
   if (r.updated_since) {
     // The date picker means local midnight; the API takes an absolute instant.
     const [y, m, d] = r.updated_since.split('-').map(Number);
     const local = new Date(y, m - 1, d);
-    if (!Number.isNaN(local.getTime())) p.set('updated_since', local.toISOString());
+    if (!Number.isNaN(local.getTime())) since = local;
   }
+  if (r.fresh && baseline && (!since || new Date(baseline) > since)) since = new Date(baseline);
+  if (since) p.set('updated_since', since.toISOString());
   if (r.include_missing) p.set('include_missing', 'true');
   p.set('sort', r.sort);
   p.set('order', r.order);
@@ -55,6 +63,7 @@ function referralParams() {
 export async function loadReferrals() {
   const seq = ++referralSeq;
   syncFilterForm();
+  refreshFreshCount();
   const table = $('referrals-table');
   table.setAttribute('aria-busy', 'true');
   try {
@@ -80,19 +89,14 @@ export async function loadReferrals() {
   }
 }
 
+let lastBody = null;
+
 function renderReferrals(body) {
-  const rows = body.items.map((r) => el('tr', { 'data-testid': 'referral-row', 'data-id': r.id, 'data-status': r.status || '', 'data-domain': r.customer_domain || '', class: r.missing_since ? 'missing' : null },
-    el('td', { 'data-label': 'Name' },
-      el('button', { type: 'button', class: 'link', 'data-testid': 'referral-open', onclick: () => openReferral(r.id) }, r.name || '(unnamed referral)'),
-      r.missing_since ? el('span', { class: 'sub' }, el('span', { class: 'badge missing', title: `Not listed by Partner Center since ${r.missing_since}` }, 'Missing')) : null),
-    el('td', { 'data-label': 'Customer' }, r.customer_name || '—', r.customer_country ? el('span', { class: 'sub' }, r.customer_country) : null),
-    el('td', { 'data-label': 'Domain' }, r.customer_domain
-      ? el('button', { type: 'button', class: 'link quiet', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, r.customer_domain_display || r.customer_domain)
-      : el('span', { class: 'muted' }, '—')),
-    el('td', { 'data-label': 'Status', class: 'badges-cell', 'data-testid': 'cell-status' }, statusBadge(r.status) || '—', substatusBadge(r.substatus)),
-    el('td', { 'data-label': 'Type' }, r.type || '—', r.direction ? el('span', { class: 'sub' }, r.direction) : null),
-    el('td', { 'data-label': 'Deal value', class: 'num nowrap', 'data-testid': 'cell-deal-value' }, money(r.deal_value, r.currency)),
-    el('td', { 'data-label': 'Updated', class: 'nowrap' }, timeEl(r.updated_at))));
+  lastBody = body;
+  const rows = body.items.map((r) => el('tr', {
+    'data-testid': 'referral-row', 'data-id': r.id, 'data-status': r.status || '', 'data-domain': r.customer_domain || '',
+    'data-fresh': isFresh(r) ? 'true' : null, class: [r.missing_since ? 'missing' : '', isFresh(r) ? 'fresh' : ''].join(' ').trim() || null,
+  }, renderRow(r)));
   $('referrals-body').replaceChildren(...rows);
   const r = view.ref;
   const shown = body.items.find((item) => item.customer_domain === r.domain);
@@ -111,14 +115,29 @@ function renderReferrals(body) {
   $('page-next').disabled = last >= body.total;
 }
 
-function setRef(changes, push = false) {
+/** Changes the filters; any change but the page leaves the saved view they came from. */
+export function setRef(changes, push = false) {
   Object.assign(view.ref, changes);
   if (!('page' in changes)) view.ref.page = 1;
+  if (Object.keys(changes).some((key) => key !== 'page')) view.viewName = '';
   writeUrl(push);
   loadReferrals();
 }
 
+function sortBy(column) {
+  if (view.ref.sort === column) setRef({ order: view.ref.order === 'asc' ? 'desc' : 'asc' });
+  else setRef({ sort: column, order: descendingFirst(column) ? 'desc' : 'asc' });
+}
+
+function columnsChanged() {
+  renderHead(sortBy);
+  syncFilterForm();
+  if (lastBody) renderReferrals(lastBody);
+}
+
 export function bindReferralControls() {
+  renderHead(sortBy);
+  bindColumnChooser(columnsChanged);
   const form = $('referral-filters');
   form.addEventListener('submit', (e) => e.preventDefault());
   for (const key of ['status', 'substatus', 'type', 'direction']) {
@@ -133,17 +152,16 @@ export function bindReferralControls() {
   });
   form.addEventListener('reset', (e) => {
     e.preventDefault();
-    setRef({ q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', include_missing: false, domain: '' });
+    setRef({ q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', include_missing: false, fresh: false, domain: '' });
   });
   $('domain-chip-clear').addEventListener('click', () => setRef({ domain: '' }));
+  $('fresh-chip-clear').addEventListener('click', () => setRef({ fresh: false }));
+  $('new-since').addEventListener('click', () => {
+    Object.assign(view.ref, { fresh: true, page: 1 });
+    view.viewName = '';
+    showTab('referrals');
+  });
   $('page-size').addEventListener('change', (e) => setRef({ size: parseInt(e.target.value, 10) || 50 }));
   $('page-prev').addEventListener('click', () => setRef({ page: Math.max(1, view.ref.page - 1) }));
   $('page-next').addEventListener('click', () => setRef({ page: view.ref.page + 1 }));
-  for (const th of document.querySelectorAll('#referrals-table th[data-sort]')) {
-    th.querySelector('button').addEventListener('click', () => {
-      const column = th.dataset.sort;
-      if (view.ref.sort === column) setRef({ order: view.ref.order === 'asc' ? 'desc' : 'asc' });
-      else setRef({ sort: column, order: descendingFirst(column) ? 'desc' : 'asc' });
-    });
-  }
 }

@@ -30,8 +30,9 @@ export function showTab(name, { push = true, focus = false } = {}) {
 
 /** The referrals of one customer domain, other filters cleared. */
 export function filterDomain(domain) {
-  Object.assign(view.ref, { q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', domain });
+  Object.assign(view.ref, { q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', fresh: false, domain });
   view.ref.page = 1;
+  view.viewName = '';
   showTab('referrals');
 }
 
