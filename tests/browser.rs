@@ -5,19 +5,31 @@
 //!
 //! Screenshots land in `target/screenshots/` (also on failure) so a reviewer can see
 //! what the browser saw.
+//!
+//! This file holds the harness and the operator's flows; `browser/table.rs` pins how the
+//! referral table reads (badges, dates, expiry, currency sort, columns, dark mode) and
+//! `browser/comfort.rs` the everyday helpers (token prompt, shortcuts, saved views, new
+//! since the last visit, runs paging).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use partner_center_sync::config::Config;
 use pc_emulator::{Emulator, EmulatorConfig, FaultSpec, PathKind};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+// Beside this file rather than in tests/, where Cargo would build each as its own binary.
+#[path = "browser/comfort.rs"]
+mod comfort;
 mod support;
+#[path = "browser/table.rs"]
+mod table;
 
 use support::TestDb;
 
@@ -131,6 +143,25 @@ impl Browser {
             .expect("run script")
     }
 
+    /// Presses one key on whatever has focus, as a person would (not into an element).
+    async fn press(&self, key: char) {
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client
+            .perform_actions(keys)
+            .await
+            .unwrap_or_else(|e| panic!("press {key:?}: {e}"));
+    }
+
+    /// Sends a Chrome DevTools Protocol command through chromedriver.
+    async fn cdp(&self, cmd: &'static str, params: Value) {
+        self.client
+            .issue_cmd(Cdp { cmd, params })
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"));
+    }
+
     async fn by_testid(&self, id: &str) -> fantoccini::elements::Element {
         self.client
             .find(Locator::Css(&format!("[data-testid=\"{id}\"]")))
@@ -177,6 +208,31 @@ impl Browser {
             libc::kill(-pgid, libc::SIGKILL);
         }
         let _ = self.driver.wait();
+    }
+}
+
+/// chromedriver's `goog/cdp/execute`: DevTools commands WebDriver has no verb for.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({"cmd": self.cmd, "params": self.params});
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
@@ -300,6 +356,58 @@ async fn seed(pool: &PgPool, n: usize) {
 }
 
 const ROWS: &str = "document.querySelectorAll('[data-testid=referral-row]')";
+
+/// One referral as a test needs it; `extra` is merged into the payload, times are RFC 3339.
+struct Spec {
+    id: &'static str,
+    status: &'static str,
+    substatus: &'static str,
+    currency: &'static str,
+    value: Option<&'static str>,
+    created_at: String,
+    updated_at: String,
+    extra: Value,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            id: "",
+            status: "Active",
+            substatus: "Accepted",
+            currency: "EUR",
+            value: Some("1000"),
+            created_at: "2024-03-05T12:00:00Z".to_owned(),
+            updated_at: "2024-03-05T12:00:00Z".to_owned(),
+            extra: json!({}),
+        }
+    }
+}
+
+async fn put(pool: &PgPool, s: Spec) {
+    let mut payload =
+        json!({"id": s.id, "name": s.id, "status": s.status, "substatus": s.substatus});
+    if let (Some(map), Value::Object(extra)) = (payload.as_object_mut(), s.extra) {
+        map.extend(extra);
+    }
+    sqlx::query(
+        "INSERT INTO partner_center_referrals (id, name, status, substatus, type, qualification, direction, \
+         customer_name, customer_country, customer_domain, deal_value, currency, created_at, updated_at, payload) \
+         VALUES ($1, $1, $2, $3, 'Shared', 'SalesQualified', 'Incoming', 'Customer', 'FR', 'customer.example', \
+         $4::numeric, $5, $6::timestamptz, $7::timestamptz, $8)",
+    )
+    .bind(s.id)
+    .bind(s.status)
+    .bind(s.substatus)
+    .bind(s.value)
+    .bind(s.currency)
+    .bind(s.created_at)
+    .bind(s.updated_at)
+    .bind(payload)
+    .execute(pool)
+    .await
+    .expect("insert referral");
+}
 
 #[tokio::test]
 async fn filtering_by_status_changes_the_rows_and_the_url_keeps_it() {
@@ -439,14 +547,61 @@ async fn readable_at_360_pixels() {
     let site = serve(Config::default()).await;
     seed(&site.db.pool, 8).await;
     let b = Browser::start("narrow", 360, 800).await;
+    // Headless Chromium keeps its window at least 500 px wide; emulate the phone's viewport.
+    b.cdp(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 360, "height": 800, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
     b.client.goto(&format!("{}/", site.base)).await.unwrap();
     b.wait_for("the rows load", &format!("{ROWS}.length === 8"))
         .await;
+    assert_eq!(b.js("return window.innerWidth").await, 360);
     let overflow = b
         .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
         .await;
     assert_eq!(overflow, 0, "no horizontal scrolling at 360 px");
     b.screenshot("referrals").await;
+
+    // The menus, every optional column and the help fit the screen too.
+    let inside = "(() => { const r = document.querySelector(SEL).getBoundingClientRect(); \
+                  return r.width > 0 && r.left >= 0 && r.right <= document.documentElement.clientWidth; })()";
+    for (toggle, panel) in [
+        ("views-toggle", "#views-menu .menu-body"),
+        ("columns-toggle", "#columns-menu .menu-body"),
+    ] {
+        b.by_testid(toggle).await.click().await.unwrap();
+        b.wait_for(
+            &format!("{panel} opens within the screen"),
+            &inside.replace("SEL", &format!("'{panel}'")),
+        )
+        .await;
+    }
+    b.js(
+        "document.querySelectorAll('#columns-choices input').forEach(c => c.checked || c.click())",
+    )
+    .await;
+    b.wait_for(
+        "every optional column shows",
+        "document.querySelectorAll('#referrals-head th').length === 13",
+    )
+    .await;
+    b.screenshot("columns").await;
+    b.press('\u{e00c}').await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(overflow, 0, "no horizontal scrolling with every column");
+    b.js("document.getElementById('referrals-body').scrollIntoView()")
+        .await;
+    b.screenshot("cards").await;
+    b.by_testid("help-open").await.click().await.unwrap();
+    b.wait_for(
+        "the help fits the screen",
+        &inside.replace("SEL", "'#help'"),
+    )
+    .await;
+    b.screenshot("help").await;
     b.close().await;
 }
 
