@@ -6,7 +6,7 @@ import { $ } from './dom.js';
 export const API = '/api/v1/partner-center';
 const TOKEN_KEY = 'partner-center-sync.api-token';
 
-export class HttpError extends Error {
+class HttpError extends Error {
   constructor(status, message) {
     super(message);
     this.status = status;

@@ -35,7 +35,13 @@ const COLUMNS = [
       ? el('button', { type: 'button', class: 'link quiet', title: `Show only ${r.customer_domain}`, onclick: () => filterDomain(r.customer_domain) }, r.customer_domain_display || r.customer_domain)
       : dash()),
   },
-  { key: 'status', label: 'Status', sort: 'status', class: 'badges-cell', testid: 'cell-status', cell: (r) => [statusBadges(r.status, r.substatus) || '—', expiryEl(r) ? el('span', { class: 'sub' }, expiryEl(r)) : null] },
+  {
+    key: 'status', label: 'Status', sort: 'status', class: 'badges-cell', testid: 'cell-status',
+    cell: (r) => {
+      const expiry = expiryEl(r);
+      return [statusBadges(r.status, r.substatus) || '—', expiry ? el('span', { class: 'sub' }, expiry) : null];
+    },
+  },
   { key: 'type', label: 'Type', cell: (r) => [r.type || '—', r.direction ? el('span', { class: 'sub' }, r.direction) : null] },
   { key: 'deal_value', label: 'Deal value', sort: 'deal_value', num: true, class: 'nowrap', testid: 'cell-deal-value', cell: (r) => money(r.deal_value, r.currency) },
   { key: 'created', label: 'Created', sort: 'created_at', optional: true, class: 'nowrap', testid: 'cell-created', cell: (r) => dateEl(r.created_at) },
@@ -55,7 +61,7 @@ const COLUMNS = [
 const OPTIONAL = COLUMNS.filter((c) => c.optional);
 let chosen = new Set(load('columns', []).filter((key) => OPTIONAL.some((c) => c.key === key)));
 
-export const visibleColumns = () => COLUMNS.filter((c) => !c.optional || chosen.has(c.key));
+const visibleColumns = () => COLUMNS.filter((c) => !c.optional || chosen.has(c.key));
 
 /** Rebuilds the header row; `onSort(column)` runs when a sortable header is pressed. */
 export function renderHead(onSort) {

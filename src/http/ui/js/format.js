@@ -71,7 +71,7 @@ export function tickTimes() {
 
 const DAY_MS = 86400000;
 /** How far ahead an expiry counts as soon. */
-export const EXPIRY_SOON_DAYS = 7;
+const EXPIRY_SOON_DAYS = 7;
 
 /**
  * When an unanswered (New) referral expires, if the API knows: highlighted within

@@ -39,7 +39,7 @@ function syncFilterForm() {
 }
 
 /** The API query for the current filters; `updated_since` is the later of the two limits. */
-export function referralParams() {
+function referralParams() {
   const r = view.ref;
   const p = new URLSearchParams();
   for (const key of ['q', 'status', 'substatus', 'type', 'direction', 'domain']) if (r[key]) p.set(key, r[key]);
@@ -116,7 +116,7 @@ function renderReferrals(body) {
 }
 
 /** Changes the filters; any change but the page leaves the saved view they came from. */
-export function setRef(changes, push = false) {
+function setRef(changes, push = false) {
   Object.assign(view.ref, changes);
   if (!('page' in changes)) view.ref.page = 1;
   if (Object.keys(changes).some((key) => key !== 'page')) view.viewName = '';

@@ -21,7 +21,7 @@ function focusSearch() {
   input.select();
 }
 
-export function refresh() {
+function refresh() {
   loadCurrentTab();
   pollStatus();
   toast('info', 'Refreshed', null);

@@ -26,7 +26,7 @@ function store(name, query) {
   save('views', [...savedViews().filter((v) => v.name !== name), { name, query }].sort((a, b) => a.name.localeCompare(b.name)));
 }
 
-export const isSaved = (name) => savedViews().some((v) => v.name === name);
+const isSaved = (name) => savedViews().some((v) => v.name === name);
 
 /** Redraws the list of saved views. */
 function renderViews() {

@@ -33,7 +33,7 @@ function readBaseline() {
 /** The previous visit's time (ISO), or '' on a first visit. */
 export const baseline = readBaseline();
 
-export const isFresh = (r) => Boolean(baseline && r.updated_at && new Date(r.updated_at) > new Date(baseline));
+export const isFresh = (r) => Boolean(baseline && r.updated_at && new Date(r.updated_at) >= new Date(baseline));
 
 let countSeq = 0;
 
