@@ -29,6 +29,10 @@ pub struct EmulatorConfig {
     pub refuse_updated_filter: bool,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Serve https instead of http, with a certificate made at start (MSAL and other identity
+    /// clients refuse http authorities). Clients must trust
+    /// [`crate::Emulator::ca_certificate_pem`]; every advertised URL is then https.
+    pub tls: bool,
     /// `interval` returned by `/devicecode` (Entra says 5). 0 lets tests poll back to back and
     /// turns the `slow_down` check off.
     pub device_code_interval_secs: u64,
@@ -52,6 +56,7 @@ impl Default for EmulatorConfig {
             quirky_next_link: false,
             refuse_updated_filter: false,
             port: 0,
+            tls: false,
             device_code_interval_secs: 1,
             device_code_lifetime: Duration::from_secs(900),
             client_secret: None,

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -17,6 +20,7 @@ use crate::state::Shared;
 use crate::stats::Stats;
 use crate::store::ReferralStore;
 use crate::timefmt;
+use crate::tls::{Tls, TlsListener};
 
 /// The largest dataset [`Emulator::start`] accepts.
 pub const MAX_REFERRALS: usize = 1_000_000;
@@ -25,6 +29,7 @@ pub const MAX_REFERRALS: usize = 1_000_000;
 pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -47,30 +52,38 @@ impl Emulator {
         let store = tokio::task::spawn_blocking(move || ReferralStore::build(seed, size))
             .await
             .context("dataset generation did not finish")??;
-        let shared = Arc::new(Shared::new(config, format!("http://{addr}"), store));
-        let app =
-            server::router(shared.clone()).into_make_service_with_connect_info::<KillSwitch>();
+        let tls = config.tls.then(Tls::generate).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let shared = Arc::new(Shared::new(config, format!("{scheme}://{addr}"), store));
+        let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve =
-                axum::serve(KillableListener(listener), app).with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "The emulator's server stopped with an error.");
+        let listener = KillableListener(listener);
+        let (task, ca_pem) = match tls {
+            None => (spawn_server(listener, app, stopped), None),
+            Some(Tls { ca_pem, acceptor }) => {
+                let listener = TlsListener::new(listener, addr, acceptor);
+                (spawn_server(listener, app, stopped), Some(ca_pem))
             }
-        });
+        };
         Ok(Emulator {
             shared,
             addr,
+            ca_pem,
             stop: Some(stop),
             task: Some(task),
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` with [`EmulatorConfig::tls`].
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// With [`EmulatorConfig::tls`], the PEM of the CA that signed the server's certificate:
+    /// clients must trust it (`REQUESTS_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`, ...). It is made
+    /// afresh at every start and is good for `127.0.0.1` and `localhost`.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The bound address.
@@ -206,6 +219,23 @@ impl Emulator {
             task.abort();
         }
     }
+}
+
+/// Serves `app` on `listener` until `stopped` fires.
+fn spawn_server<L>(listener: L, app: Router, stopped: oneshot::Receiver<()>) -> JoinHandle<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    KillSwitch: for<'a> Connected<IncomingStream<'a, L>>,
+{
+    let app = app.into_make_service_with_connect_info::<KillSwitch>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "The emulator's server stopped with an error.");
+        }
+    })
 }
 
 impl Drop for Emulator {

@@ -172,7 +172,7 @@ pub(crate) async fn openid_configuration(
     } else {
         "{tenantid}"
     };
-    let host = base.trim_start_matches("http://");
+    let host = shared.host();
     Json(json!({
         "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
@@ -218,7 +218,7 @@ pub(crate) async fn instance_discovery(
         .filter(|t| !t.is_empty())
         .unwrap_or("common")
         .to_string();
-    let host = base.trim_start_matches("http://");
+    let host = shared.host();
     (
         StatusCode::OK,
         Json(json!({

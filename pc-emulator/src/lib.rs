@@ -10,6 +10,7 @@
 //! - `config`: [`EmulatorConfig`], the knobs of one emulator instance.
 //! - `emulator`: [`Emulator`], the handle tests hold: start, steer, inspect, stop.
 //! - `server`: the axum router, the request middleware and the listener that can reset connections.
+//! - `tls`: the optional https listener and the certificate it makes at start.
 //! - `state`: the shared state every handler sees.
 //! - `identity`: device codes and tokens (the state machine, no HTTP).
 //! - `identity_http`: the `/{tenant}/oauth2/v2.0/...` and discovery endpoints.
@@ -40,6 +41,7 @@ mod state;
 mod stats;
 mod store;
 mod timefmt;
+mod tls;
 
 pub use config::EmulatorConfig;
 pub use emulator::{Emulator, MAX_REFERRALS};

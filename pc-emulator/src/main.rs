@@ -3,9 +3,12 @@
 //! Ctrl-C or SIGTERM.
 
 use std::io::{IsTerminal as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
 use tracing_subscriber::EnvFilter;
@@ -29,6 +32,10 @@ struct Cli {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Serve https with a certificate made at start; the CA to trust is written to a file
+    /// printed as `ca_cert=PATH` and removed at stop.
+    #[arg(long)]
+    tls: bool,
     /// Emit `@odata.nextLink` in the documented odd form (http, no `/engagements`).
     #[arg(long)]
     quirky_next_link: bool,
@@ -65,6 +72,7 @@ async fn main() -> ExitCode {
         quirky_next_link: cli.quirky_next_link,
         refuse_updated_filter: cli.refuse_updated_filter,
         port: cli.port,
+        tls: cli.tls,
         device_code_interval_secs: cli.device_code_interval,
         client_secret: cli.client_secret,
         ..EmulatorConfig::default()
@@ -74,6 +82,17 @@ async fn main() -> ExitCode {
         Ok(emulator) => emulator,
         Err(e) => {
             eprintln!("pc-emulator could not start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ca_cert = match emulator
+        .ca_certificate_pem()
+        .map(|pem| write_ca(&emulator, pem))
+    {
+        None => None,
+        Some(Ok(path)) => Some(path),
+        Some(Err(e)) => {
+            eprintln!("pc-emulator could not write its CA certificate: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -88,6 +107,10 @@ async fn main() -> ExitCode {
         emulator.client_id(),
         emulator.base_url(),
     )
+    .and_then(|()| match &ca_cert {
+        Some(path) => writeln!(out, "ca_cert={}", path.display()),
+        None => Ok(()),
+    })
     .and_then(|()| out.flush());
     drop(out);
     if let Err(e) = printed {
@@ -102,7 +125,38 @@ async fn main() -> ExitCode {
     wait_for_stop().await;
     tracing::info!("Stopping the emulator.");
     emulator.shutdown().await;
+    if let Some(path) = ca_cert {
+        remove_ca(&path);
+    }
     ExitCode::SUCCESS
+}
+
+/// Writes the CA to `pc-emulator-PORT-ca.pem` in the temporary directory. The port makes the
+/// name unique among running emulators; a file left by one that was killed is replaced, never
+/// followed if it is a link.
+fn write_ca(emulator: &Emulator, pem: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!(
+        "pc-emulator-{}-ca.pem",
+        emulator.local_addr().port()
+    ));
+    remove_ca(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .and_then(|mut file| file.write_all(pem.as_bytes()))
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The certificate is worthless once this run stops, so it does not outlive it.
+fn remove_ca(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "Could not remove the CA certificate file.");
+    }
 }
 
 /// Ctrl-C or SIGTERM (what scripts and service managers send).

@@ -214,7 +214,7 @@ pub(crate) async fn list(
         let token: String =
             url::form_urlencoded::byte_serialize(query.next_token(served_to).as_bytes()).collect();
         let link = if shared.config.quirky_next_link {
-            format!("{}/v1.0/referrals?$skiptoken={token}", shared.base_url)
+            format!("http://{}/v1.0/referrals?$skiptoken={token}", shared.host())
         } else {
             format!(
                 "{}/v1.0/engagements/referrals?$top={}&$skiptoken={token}",

@@ -138,6 +138,10 @@ pub(crate) struct KillableStream {
 }
 
 impl KillableStream {
+    pub fn switch(&self) -> KillSwitch {
+        self.switch.clone()
+    }
+
     fn check(&self) -> io::Result<()> {
         if self.switch.tripped() {
             // Best effort: without zero linger the close is a FIN, still not a response.
@@ -174,7 +178,7 @@ impl Listener for KillableListener {
 
 impl Connected<IncomingStream<'_, KillableListener>> for KillSwitch {
     fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
-        stream.io().switch.clone()
+        stream.io().switch()
     }
 }
 

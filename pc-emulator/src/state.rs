@@ -10,7 +10,7 @@ use crate::stats::StatsCollector;
 use crate::store::ReferralStore;
 
 pub(crate) struct Shared {
-    /// `http://127.0.0.1:PORT`, known once the listener is bound.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), known once the listener is bound.
     pub base_url: String,
     pub config: EmulatorConfig,
     identity: Mutex<Identity>,
@@ -29,6 +29,13 @@ impl Shared {
             base_url,
             config,
         }
+    }
+
+    /// `127.0.0.1:PORT`: the base URL without its scheme.
+    pub fn host(&self) -> &str {
+        self.base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, host)| host)
     }
 
     pub fn identity(&self) -> MutexGuard<'_, Identity> {
