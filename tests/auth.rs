@@ -1,6 +1,7 @@
 //! Sign-in, the MSAL token cache and silent refresh, against the emulator over real HTTP;
 //! `login` and `logout` also as the real binary.
 
+mod msal_python;
 mod support;
 
 use std::io::Write;
