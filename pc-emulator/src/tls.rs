@@ -34,7 +34,8 @@ const SERVER_NAMES: [&str; 2] = ["127.0.0.1", "localhost"];
 /// A client that connects and never finishes its handshake is dropped after this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Handshakes finished but not yet taken by the server; a full queue pauses handshaking.
+/// Connections past their handshake that the server has not taken yet; when full, later ones
+/// wait their turn.
 const READY_QUEUE: usize = 64;
 
 /// What one run serves https with; the keys live only in memory.
