@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, AuthState, TokenProvider};
-use crate::config::{self, Config, ConfigError, LoadOptions};
+use crate::config::{self, Config, ConfigError, LoadOptions, Reload};
 use crate::metrics::Metrics;
 use crate::scheduler::{Schedule, Scheduler, SchedulerError};
 use crate::store::runs::{self, RequestedMode, RunStatus, Trigger};
@@ -561,44 +561,32 @@ async fn apply(
     scheduler: Scheduler,
 ) -> Scheduler {
     let old = shared.config.borrow().clone();
-    let changed = old.changed_keys(&new);
-    let needs_restart: Vec<&str> = changed
+    let changes = config::changes(&old, &new);
+    let needs_restart: Vec<&str> = changes
         .iter()
-        .copied()
-        .filter(|k| Config::RESTART_KEYS.contains(k))
+        .filter(|c| c.reload == Reload::Restart)
+        .map(|c| c.key)
         .collect();
     if !needs_restart.is_empty() {
         tracing::warn!(event = "config_restart_required", keys = ?needs_restart, "These settings change only after a restart; keeping the running values.");
-        new.listen = old.listen;
-        new.database_url = old.database_url.clone();
+        new.keep_restart_values(&old);
     }
-    let applied: Vec<&str> = changed
+    let applied: Vec<&str> = changes
         .iter()
-        .copied()
-        .filter(|k| !Config::RESTART_KEYS.contains(k))
+        .filter(|c| c.reload != Reload::Restart)
+        .map(|c| c.key)
         .collect();
     if let Some(log) = log {
         if let Err(e) = log.set_level(&new.log_level) {
             tracing::warn!(event = "log_level_unchanged", error = %e, "Could not apply the new log level.");
         }
     }
-    const AUTH_KEYS: &[&str] = &[
-        "client_id",
-        "client_secret",
-        "tenant_id",
-        "account",
-        "authority_url",
-        "scope",
-        "token_cache",
-        "http_connect_timeout",
-        "http_timeout",
-    ];
     let missing = shared
         .tokens
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .is_none();
-    if missing || applied.iter().any(|k| AUTH_KEYS.contains(k)) {
+    if missing || changes.iter().any(|c| c.reload == Reload::Auth) {
         match build_tokens(&new) {
             Ok(tokens) => *shared.tokens.write().unwrap_or_else(|p| p.into_inner()) = Some(tokens),
             Err(_) if !new.enabled => {}

@@ -3,7 +3,7 @@
 //! One concern per module, so anything is found by file name:
 //!
 //! - [`cli`]: command-line parsing, subcommand dispatch and the mapping of errors to exit codes.
-//! - [`config`]: figment layering (defaults < TOML file < credential files < environment), validation, secrets.
+//! - [`config`]: one table of keys; layering (defaults < TOML file < credential files < environment), validation, secrets, reload classes.
 //! - [`telemetry`]: tracing set-up: journald under systemd, pretty on a terminal, JSON lines otherwise.
 //! - [`auth`]: device-code login, the MSAL-compatible token cache and silent refresh.
 //! - [`partner_center`]: the Referrals API client: paging, retries, wire types.

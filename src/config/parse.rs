@@ -1,0 +1,197 @@
+//! Turns the layered raw values into typed ones. Every bad value becomes a [`Problem`]
+//! naming the key and where the value came from, and parsing goes on, so an operator
+//! sees all mistakes at once.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::value::Value;
+use secrecy::SecretString;
+use url::Url;
+
+use super::{LogFormat, Problem, Source};
+
+/// Each key's raw value from the highest layer that has one, where it came from, and the
+/// problems found so far.
+pub(super) struct Values {
+    pub raw: BTreeMap<&'static str, Value>,
+    pub sources: BTreeMap<&'static str, Source>,
+    pub problems: Vec<Problem>,
+}
+
+impl Values {
+    pub fn problem(&mut self, key: &str, message: String, fix: &str) {
+        let source = self.sources.get(key).cloned().unwrap_or(Source::Default);
+        self.problems.push(Problem {
+            key: key.into(),
+            source,
+            message,
+            fix: fix.into(),
+        });
+    }
+
+    /// Strings from env and credential files, numbers or strings from TOML: all accepted
+    /// as text, so a numeric-looking client id is still a string.
+    fn raw_text(&mut self, key: &'static str) -> Option<String> {
+        match self.raw.get(key)? {
+            Value::String(_, s) => Some(s.clone()),
+            Value::Num(_, n) => Some(
+                n.to_u128()
+                    .map(|v| v.to_string())
+                    .or_else(|| n.to_i128().map(|v| v.to_string()))
+                    .or_else(|| n.to_f64().map(|v| v.to_string()))
+                    .unwrap_or_default(),
+            ),
+            Value::Bool(_, b) => Some(b.to_string()),
+            other => {
+                let found = other.to_actual().to_string();
+                self.problem(
+                    key,
+                    format!("expected a single value, found {found}"),
+                    "write a plain value",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn text(&mut self, key: &'static str) -> Option<String> {
+        self.raw_text(key)
+    }
+
+    pub fn optional_text(&mut self, key: &'static str) -> Option<Option<String>> {
+        let v = self.raw_text(key)?;
+        Some((!v.trim().is_empty()).then(|| v.trim().to_owned()))
+    }
+
+    pub fn secret(&mut self, key: &'static str) -> Option<Option<SecretString>> {
+        let v = self.raw_text(key)?;
+        Some((!v.is_empty()).then(|| SecretString::from(v)))
+    }
+
+    pub fn flag(&mut self, key: &'static str) -> Option<bool> {
+        let v = self.raw_text(key)?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" | "" => Some(false),
+            _ => {
+                self.problem(key, format!("`{v}` is not a boolean"), "use true or false");
+                None
+            }
+        }
+    }
+
+    pub fn count(&mut self, key: &'static str) -> Option<u32> {
+        let v = self.raw_text(key)?;
+        let n = v.trim().parse().ok();
+        if n.is_none() {
+            self.problem(
+                key,
+                format!("`{v}` is not a whole number"),
+                "use a number such as 100",
+            );
+        }
+        n
+    }
+
+    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
+        let v = self.raw_text(key)?;
+        let d = parse_duration(&v);
+        if d.is_none() {
+            self.problem(
+                key,
+                format!("`{v}` is not a duration"),
+                "use a number of seconds (600) or a number with a unit: 30s, 10m, 24h, 7d",
+            );
+        }
+        d
+    }
+
+    pub fn http_url(&mut self, key: &'static str) -> Option<Url> {
+        let v = self.raw_text(key)?;
+        match Url::parse(v.trim()) {
+            Ok(u) if u.has_host() && matches!(u.scheme(), "http" | "https") => Some(u),
+            _ => {
+                self.problem(
+                    key,
+                    format!("`{v}` is not an absolute http(s) URL"),
+                    "write it like https://host/path",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn socket_addr(&mut self, key: &'static str) -> Option<SocketAddr> {
+        let v = self.raw_text(key)?;
+        let v = v.trim();
+        let parsed = v.parse::<SocketAddr>().ok().or_else(|| {
+            let (host, port) = v.rsplit_once(':')?;
+            let port: u16 = port.parse().ok()?;
+            (host == "localhost").then(|| SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port))
+        });
+        if parsed.is_none() {
+            self.problem(
+                key,
+                format!("`{v}` is not an address:port"),
+                "use e.g. 127.0.0.1:8000 or 0.0.0.0:8000",
+            );
+        }
+        parsed
+    }
+
+    pub fn path(&mut self, key: &'static str) -> Option<PathBuf> {
+        let v = self.raw_text(key)?;
+        if v.trim().is_empty() {
+            self.problem(
+                key,
+                "is empty".into(),
+                "give a file path, e.g. /var/lib/partner-center-sync/msal_token_cache.json",
+            );
+            return None;
+        }
+        Some(PathBuf::from(v.trim()))
+    }
+
+    pub fn log_format(&mut self, key: &'static str) -> Option<LogFormat> {
+        let v = self.raw_text(key)?;
+        let f = LogFormat::parse(&v);
+        if f.is_none() {
+            self.problem(
+                key,
+                format!("`{v}` is not a log format"),
+                "use auto, json, pretty or journald",
+            );
+        }
+        f
+    }
+}
+
+/// `600`, `600s`, `10m`, `24h`, `7d`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 's') => (&s[..i], 1),
+        (i, 'm') => (&s[..i], 60),
+        (i, 'h') => (&s[..i], 3600),
+        (i, 'd') => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(parse_duration("600"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}

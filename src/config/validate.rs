@@ -1,0 +1,168 @@
+//! Checks across keys, after each value parsed: what is required when enabled, https
+//! outside loopback, ranges, the cron syntax. Every problem is reported, not the first.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use url::Url;
+
+use super::parse::Values;
+use super::{Config, Source};
+
+pub(super) fn validate(c: &Config, conv: &mut Values) {
+    if c.enabled {
+        if c.client_id.as_deref().is_none_or(str::is_empty) {
+            conv.problem(
+                "client_id",
+                "is required when the integration is enabled".into(),
+                "set HUNTER_PARTNER_CENTER_CLIENT_ID to the Entra app (client) id",
+            );
+        }
+        if c.tenant_id.as_deref().is_none_or(str::is_empty) {
+            conv.problem(
+                "tenant_id",
+                "is required when the integration is enabled".into(),
+                "set HUNTER_PARTNER_CENTER_TENANT_ID to the partner tenant's GUID or domain, or `organizations`",
+            );
+        }
+    }
+    if let Some(t) = &c.tenant_id {
+        if !t.is_empty() && !valid_tenant(t) {
+            conv.problem(
+                "tenant_id",
+                format!("`{t}` is not a tenant GUID, a domain or `organizations`"),
+                "use the partner tenant's GUID (best), its domain, or `organizations`",
+            );
+        }
+    }
+    for (key, url) in [("api_url", &c.api_url), ("authority_url", &c.authority_url)] {
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(url)) {
+            conv.problem(
+                key,
+                format!("`{url}` must use https (plain http is allowed only for loopback hosts)"),
+                "use an https:// URL",
+            );
+        }
+    }
+    if c.sync_interval < Duration::from_secs(1) || c.sync_interval > Duration::from_secs(7 * 86400)
+    {
+        conv.problem(
+            "sync_interval",
+            "must be between 1 second and 7 days".into(),
+            "use e.g. 600 (production) or 30-60 (development)",
+        );
+    }
+    if let Some(cron) = &c.sync_cron {
+        if let Err(e) = parse_cron(cron) {
+            conv.problem(
+                "sync_cron",
+                format!("`{cron}` is not a 6-field cron expression: {e}"),
+                "write seconds first, e.g. \"0 */10 * * * *\"",
+            );
+        } else if conv.sources.get("sync_interval") != Some(&Source::Default) {
+            conv.problem(
+                "sync_cron",
+                "is set together with an explicit sync_interval".into(),
+                "set either sync_interval or sync_cron, not both",
+            );
+        }
+    }
+    if let Some(db) = &c.database_url {
+        let s = db.expose_secret();
+        if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+            conv.problem(
+                "database_url",
+                "is not a postgres:// URL".into(),
+                "use postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            );
+        }
+    }
+    if let Some(t) = &c.api_token {
+        if t.expose_secret().len() < 16 {
+            conv.problem(
+                "api_token",
+                "is shorter than 16 characters".into(),
+                "use a long random value, e.g. `openssl rand -hex 32`",
+            );
+        }
+    }
+    if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {
+        conv.problem(
+            "log_level",
+            format!("`{}` is not a valid tracing filter", c.log_level),
+            "use e.g. info, debug or partner_center_sync=debug,info",
+        );
+    }
+    if !(1..=100).contains(&c.page_size) {
+        conv.problem(
+            "page_size",
+            format!("{} is outside 1-100", c.page_size),
+            "Partner Center serves at most 100 referrals a page; use 100",
+        );
+    }
+    if c.retry_max_attempts == 0 {
+        conv.problem(
+            "retry_max_attempts",
+            "must be at least 1".into(),
+            "use e.g. 6",
+        );
+    }
+    for (key, d) in [
+        ("http_connect_timeout", c.http_connect_timeout),
+        ("http_timeout", c.http_timeout),
+        ("run_deadline", c.run_deadline),
+        ("full_reconcile_every", c.full_reconcile_every),
+    ] {
+        if d.is_zero() {
+            conv.problem(
+                key,
+                "must be greater than zero".into(),
+                "use a positive number of seconds",
+            );
+        }
+    }
+    if c.scope.split_whitespace().count() != 1 {
+        conv.problem("scope", "must be exactly one resource scope".into(), "use https://api.partner.microsoft.com/user_impersonation (offline_access openid profile are added)");
+    }
+}
+
+/// Validates with the same parser tokio-cron-scheduler uses, seconds required.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    if expr.split_whitespace().count() != 6 {
+        return Err(format!(
+            "has {} fields, expected 6",
+            expr.split_whitespace().count()
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
+}
+
+fn valid_tenant(t: &str) -> bool {
+    if t == "organizations" || t == "common" {
+        return true;
+    }
+    let guid = t.len() == 36
+        && t.chars().enumerate().all(|(i, ch)| match i {
+            8 | 13 | 18 | 23 => ch == '-',
+            _ => ch.is_ascii_hexdigit(),
+        });
+    let domain = t.contains('.')
+        && t.split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+    guid || domain
+}
+
+/// http is allowed only towards this machine, so the emulator and tests work while a
+/// production token can never cross the network in clear text.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
