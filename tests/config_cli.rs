@@ -247,3 +247,107 @@ async fn a_throwaway_cluster_starts_answers_and_is_removed() {
     let gone = std::net::TcpStream::connect(("127.0.0.1", port)).is_err();
     assert!(gone, "the cluster still listens on {port} after drop");
 }
+
+#[test]
+fn a_network_listen_address_without_an_api_token_is_a_config_error() {
+    let o = run(
+        &["config", "check"],
+        &[("HUNTER_PARTNER_CENTER_LISTEN", "0.0.0.0:8000"), DB],
+    );
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    let err = stderr(&o);
+    for name in [
+        "listen",
+        "api_token",
+        "HUNTER_PARTNER_CENTER_API_TOKEN",
+        "allow_unauthenticated_network",
+    ] {
+        assert!(err.contains(name), "{name} missing from:\n{err}");
+    }
+
+    // `run` refuses to start the same way, before it binds anything.
+    let o = run(
+        &["run"],
+        &[("HUNTER_PARTNER_CENTER_LISTEN", "[::]:8000"), DB],
+    );
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+
+    for allowed in [
+        (
+            "HUNTER_PARTNER_CENTER_API_TOKEN",
+            "api-token-value-0123456789abcdef",
+        ),
+        (
+            "HUNTER_PARTNER_CENTER_ALLOW_UNAUTHENTICATED_NETWORK",
+            "true",
+        ),
+    ] {
+        let o = run(
+            &["config", "check"],
+            &[
+                ("HUNTER_PARTNER_CENTER_LISTEN", "0.0.0.0:8000"),
+                allowed,
+                DB,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{allowed:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn public_hosts_are_listed_normalised_and_a_bad_entry_is_refused() {
+    let (_dir, path) = write_config("public_hosts = [\"Sync.Example.com\", \"sync.internal\"]\n");
+    let o = run(&["--config", &path, "config", "show"], &[DB]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "public_hosts = [\"sync.example.com\", \"sync.internal\"]  # file {path}"
+        )),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run(
+        &["config", "check"],
+        &[
+            (
+                "HUNTER_PARTNER_CENTER_PUBLIC_HOSTS",
+                "sync.example.com, https://sync.example.com:443",
+            ),
+            DB,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("public_hosts")
+            && stderr(&o).contains("`https://sync.example.com:443`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn a_password_in_the_database_url_query_never_appears() {
+    let db = TestDb::empty().await;
+    let secret = "db-query-pass-77";
+    let mut url = url::Url::parse(&db.url).expect("test URL");
+    url.query_pairs_mut()
+        .append_pair("sslmode", "disable")
+        .append_pair("password", secret);
+    let env = [("DATABASE_URL", url.as_str()), ("RUST_LOG", "trace")];
+
+    let show = run(&["config", "show"], &env);
+    assert_eq!(show.status.code(), Some(0), "{}", stderr(&show));
+    assert!(
+        stdout(&show).contains("sslmode=disable&password=redacted"),
+        "{}",
+        stdout(&show)
+    );
+    // Connecting, migrating and logging at trace level: still nowhere.
+    let migrate = run(&["migrate"], &env);
+    assert_eq!(migrate.status.code(), Some(0), "{}", stderr(&migrate));
+    for o in [&show, &migrate] {
+        let all = format!("{}{}", stdout(o), stderr(o));
+        assert!(!all.contains(secret), "the password leaked:\n{all}");
+    }
+}

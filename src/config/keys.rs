@@ -63,6 +63,8 @@ pub enum Parse {
     Path(Place<PathBuf>),
     /// `auto`, `json`, `pretty` or `journald`.
     LogFormat(Place<LogFormat>),
+    /// Host names: a TOML array, or comma-separated in the environment.
+    Hosts(Place<Vec<String>>),
 }
 
 /// How `config show` prints a value.
@@ -131,6 +133,8 @@ pub const KEYS: &[Key] = &[
     key("sync_on_startup", "HUNTER_PARTNER_CENTER_SYNC_ON_STARTUP", Parse::Flag(at!(sync_on_startup)), Plain, Live, "run once at start-up"),
     key("token_cache", "HUNTER_PARTNER_CENTER_TOKEN_CACHE", Parse::Path(at!(token_cache)), Plain, Auth, "MSAL token cache file"),
     key("listen", "HUNTER_PARTNER_CENTER_LISTEN", Parse::SocketAddr(at!(listen)), Plain, Restart, "HTTP listen address"),
+    key("allow_unauthenticated_network", "HUNTER_PARTNER_CENTER_ALLOW_UNAUTHENTICATED_NETWORK", Parse::Flag(at!(allow_unauthenticated_network)), Plain, Live, "network listen without api_token"),
+    key("public_hosts", "HUNTER_PARTNER_CENTER_PUBLIC_HOSTS", Parse::Hosts(at!(public_hosts)), Plain, Live, "host names behind a reverse proxy"),
     key("api_token", "HUNTER_PARTNER_CENTER_API_TOKEN", Parse::Secret(at!(api_token)), Redacted, Live, "API bearer token"),
     key("database_url", "DATABASE_URL", Parse::Secret(at!(database_url)), RedactedUrl, Restart, "PostgreSQL URL"),
     key("log_format", "HUNTER_PARTNER_CENTER_LOG_FORMAT", Parse::LogFormat(at!(log_format)), Plain, Live, "log format"),
@@ -196,6 +200,7 @@ impl Key {
             Parse::SocketAddr(p) => p.put(config, values.socket_addr(k)),
             Parse::Path(p) => p.put(config, values.path(k)),
             Parse::LogFormat(p) => p.put(config, values.log_format(k)),
+            Parse::Hosts(p) => p.put(config, values.hosts(k)),
         }
     }
 
@@ -218,6 +223,7 @@ impl Key {
             Parse::SocketAddr(p) => quoted(&p.get(config).to_string()),
             Parse::Path(p) => quoted(&p.get(config).display().to_string()),
             Parse::LogFormat(p) => quoted(p.get(config).as_str()),
+            Parse::Hosts(p) => format!("{:?}", p.get(config)),
         }
     }
 
@@ -237,6 +243,7 @@ impl Key {
             Parse::SocketAddr(p) => p.differs(a, b),
             Parse::Path(p) => p.differs(a, b),
             Parse::LogFormat(p) => p.differs(a, b),
+            Parse::Hosts(p) => p.differs(a, b),
         }
     }
 
@@ -252,6 +259,7 @@ impl Key {
             Parse::SocketAddr(p) => p.copy(from, to),
             Parse::Path(p) => p.copy(from, to),
             Parse::LogFormat(p) => p.copy(from, to),
+            Parse::Hosts(p) => p.copy(from, to),
         }
     }
 }
@@ -306,6 +314,7 @@ mod tests {
             Parse::SocketAddr(_) => "127.0.0.2:7",
             Parse::Path(_) => "/sample/cache.json",
             Parse::LogFormat(_) => "json",
+            Parse::Hosts(_) => "sample.example",
         }
     }
 

@@ -55,6 +55,12 @@ pub struct Config {
     pub sync_on_startup: bool,
     pub token_cache: PathBuf,
     pub listen: SocketAddr,
+    /// Lets `listen` be reachable from the network without `api_token`, for an operator
+    /// whose firewall or proxy already guards the port; otherwise that is a config error.
+    pub allow_unauthenticated_network: bool,
+    /// Host names a reverse proxy may send in `Host`, besides loopback names and the
+    /// listen address. Lowercase, IDNA-encoded, without port.
+    pub public_hosts: Vec<String>,
     pub api_token: Option<SecretString>,
     pub database_url: Option<SecretString>,
     pub log_format: LogFormat,
@@ -117,6 +123,8 @@ impl Default for Config {
             sync_on_startup: true,
             token_cache: PathBuf::from("token_cache/msal_token_cache.json"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            allow_unauthenticated_network: false,
+            public_hosts: Vec::new(),
             api_token: None,
             database_url: None,
             log_format: LogFormat::Auto,
@@ -388,16 +396,31 @@ impl Config {
     }
 }
 
-/// Hides the password of a database URL, keeping the rest useful for diagnosis.
+/// Hides the password of a database URL, in the user-info and in any `password`-like
+/// query parameter (sqlx reads `?password=`), keeping the rest useful for diagnosis.
 pub fn redact_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "[unparseable]".to_owned(),
+    let Ok(mut u) = Url::parse(raw) else {
+        return "[unparseable]".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
     }
+    let is_password = |pair: &str| {
+        url::form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| name.to_ascii_lowercase().contains("password"))
+    };
+    if let Some(query) = u.query().filter(|q| q.split('&').any(is_password)) {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_password(pair) => format!("{name}=redacted"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        u.set_query(Some(&redacted.join("&")));
+    }
+    u.to_string()
 }
 
 /// A config file path as given, for messages.
@@ -510,6 +533,52 @@ mod tests {
                 !text.contains("s3cr3t-value-xyz") && !text.contains("dbpass123"),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn redact_url_hides_the_user_info_and_query_passwords() {
+        for (raw, shown) in [
+            (
+                "postgres://u:pw1@h/db?sslmode=require&password=pw2&sslPassword=pw3",
+                "postgres://u:redacted@h/db?sslmode=require&password=redacted&sslPassword=redacted",
+            ),
+            (
+                "postgres://h/db?pass%77ord=pw4",
+                "postgres://h/db?pass%77ord=redacted",
+            ),
+            (
+                "postgres://u@h:5433/db?sslmode=disable",
+                "postgres://u@h:5433/db?sslmode=disable",
+            ),
+            ("not a url", "[unparseable]"),
+        ] {
+            assert_eq!(redact_url(raw), shown);
+        }
+    }
+
+    #[test]
+    fn listen_on_the_network_needs_a_token_or_the_opt_out() {
+        for (env, ok) in [
+            (vec![("HUNTER_PARTNER_CENTER_LISTEN", "[::1]:8000")], true),
+            (
+                vec![("HUNTER_PARTNER_CENTER_LISTEN", "[::ffff:127.0.0.1]:8000")],
+                true,
+            ),
+            (
+                vec![("HUNTER_PARTNER_CENTER_LISTEN", "10.0.0.5:8000")],
+                false,
+            ),
+            (
+                vec![
+                    ("HUNTER_PARTNER_CENTER_LISTEN", "10.0.0.5:8000"),
+                    ("HUNTER_PARTNER_CENTER_ALLOW_UNAUTHENTICATED_NETWORK", "yes"),
+                ],
+                true,
+            ),
+        ] {
+            let (o, _d) = opts(&env, None);
+            assert_eq!(load(&o).is_ok(), ok, "{env:?}");
         }
     }
 

@@ -167,6 +167,58 @@ impl Values {
         }
         f
     }
+
+    pub fn hosts(&mut self, key: &'static str) -> Option<Vec<String>> {
+        let items: Vec<String> = match self.raw.get(key)? {
+            Value::Array(_, items) => {
+                let texts: Option<Vec<String>> = items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                let Some(texts) = texts else {
+                    self.problem(
+                        key,
+                        "expected a list of host names".into(),
+                        "write it like [\"sync.example.com\"]",
+                    );
+                    return None;
+                };
+                texts
+            }
+            _ => self
+                .raw_text(key)?
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
+        let mut hosts = Vec::new();
+        let mut bad = Vec::new();
+        for item in &items {
+            match host_name(item) {
+                Some(h) => hosts.push(h),
+                None => bad.push(format!("`{item}`")),
+            }
+        }
+        if !bad.is_empty() {
+            self.problem(
+                key,
+                format!("not a host name: {}", bad.join(", ")),
+                "list bare names such as sync.example.com: no scheme, port, path or wildcard",
+            );
+            return None;
+        }
+        Some(hosts)
+    }
+}
+
+/// A host name as `Host` headers are compared: lowercase and IDNA-encoded; IPv6 in brackets.
+fn host_name(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() || s.contains('*') {
+        return None;
+    }
+    url::Host::parse(s).ok().map(|h| h.to_string())
 }
 
 /// `600`, `600s`, `10m`, `24h`, `7d`.
@@ -193,5 +245,27 @@ mod tests {
         assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
         assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn host_names_are_normalised_and_anything_else_refused() {
+        assert_eq!(
+            host_name(" Sync.Example.COM ").as_deref(),
+            Some("sync.example.com")
+        );
+        assert_eq!(
+            host_name("bücher.example").as_deref(),
+            Some("xn--bcher-kva.example")
+        );
+        assert_eq!(host_name("[::1]").as_deref(), Some("[::1]"));
+        for bad in [
+            "",
+            "*.example.com",
+            "sync.example.com:443",
+            "https://x.example",
+            "a/b",
+        ] {
+            assert_eq!(host_name(bad), None, "{bad}");
+        }
     }
 }

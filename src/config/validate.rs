@@ -77,6 +77,19 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             );
         }
     }
+    if !c.listen.ip().to_canonical().is_loopback()
+        && c.api_token.is_none()
+        && !c.allow_unauthenticated_network
+    {
+        conv.problem(
+            "listen",
+            format!(
+                "`{}` is reachable from the network but `api_token` is not set, so anyone who can reach it could start runs and read every referral",
+                c.listen
+            ),
+            "set `api_token` (HUNTER_PARTNER_CENTER_API_TOKEN) to a long random value, listen on 127.0.0.1, or, if a firewall or an authenticating proxy already guards the port, set `allow_unauthenticated_network = true` (HUNTER_PARTNER_CENTER_ALLOW_UNAUTHENTICATED_NETWORK)",
+        );
+    }
     if let Some(t) = &c.api_token {
         if t.expose_secret().len() < 16 {
             conv.problem(
