@@ -139,7 +139,8 @@ impl From<store::StoreError> for Failure {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let options = LoadOptions::from_process(cli.config.clone());
+    let mut options = LoadOptions::from_process(cli.config.clone());
+    options.strict_env = matches!(cli.command, Command::Config(ConfigCommand::Check));
     let loaded = match config::load(&options) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -148,6 +149,7 @@ pub fn main() -> ExitCode {
         }
     };
     let log = crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    loaded.warn_unknown_env();
     // One sync at a time and an API that waits on the database need few threads; a
     // worker per core would only grow the idle footprint on large hosts (docs/idle.md).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -237,6 +239,7 @@ async fn dispatch(
             .map_err(|e| Failure::new(exit::FAILURE, e)),
         Command::Status { json } => status(&loaded.config, json).await,
         Command::Run => {
+            loaded.warn_shadowed_keys();
             let daemon = Daemon::build(loaded.config, Some(options), Some(log))
                 .await
                 .map_err(|e| Failure::new(daemon_exit_code(&e), e))?;

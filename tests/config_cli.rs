@@ -351,3 +351,137 @@ async fn a_password_in_the_database_url_query_never_appears() {
         assert!(!all.contains(secret), "the password leaked:\n{all}");
     }
 }
+
+#[test]
+fn durations_accept_the_usual_forms() {
+    let (_dir, path) = write_config("sync_interval = \"1h30m\"\nrun_deadline = \"90s\"\n");
+    let o = run(
+        &["--config", &path, "config", "show"],
+        &[("HUNTER_PARTNER_CENTER_INCREMENTAL_OVERLAP", "10min"), DB],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in [
+        "sync_interval = 5400  # file",
+        "run_deadline = 90  # file",
+        "incremental_overlap = 600  # env",
+    ] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn every_fix_names_the_file_key_and_the_environment_variable() {
+    let (_dir, path) = write_config("enabled = true\nsync_interval = \"soon\"\npage_size = 500\n");
+    let o = run(&["--config", &path, "config", "check"], &[DB]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    let err = stderr(&o);
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(problems.len(), 4, "{err}");
+    for (key, env) in [
+        ("client_id", "HUNTER_PARTNER_CENTER_CLIENT_ID"),
+        ("tenant_id", "HUNTER_PARTNER_CENTER_TENANT_ID"),
+        ("sync_interval", "HUNTER_PARTNER_CENTER_SYNC_INTERVAL"),
+        ("page_size", "HUNTER_PARTNER_CENTER_PAGE_SIZE"),
+    ] {
+        let line = problems
+            .iter()
+            .find(|l| l.starts_with(&format!("  - {key} ")))
+            .unwrap_or_else(|| panic!("no problem for {key}:\n{err}"));
+        assert!(
+            line.contains(&format!("`{key}`")) && line.contains(env),
+            "{line}"
+        );
+    }
+}
+
+const TYPO: (&str, &str) = ("HUNTER_PARTNER_CENTER_SYNC_INTERVALL", "60");
+
+#[test]
+fn a_misspelt_variable_fails_config_check_with_a_suggestion_and_warns_elsewhere() {
+    let o = run(&["config", "check"], &[TYPO, DB]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("HUNTER_PARTNER_CENTER_SYNC_INTERVALL")
+            && err.contains(
+                "did you mean HUNTER_PARTNER_CENTER_SYNC_INTERVAL (file key `sync_interval`"
+            ),
+        "{err}"
+    );
+
+    let o = run(
+        &["config", "show"],
+        &[TYPO, DB, ("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json")],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let warning = json_events(&stderr(&o), "config_env_unknown")
+        .pop()
+        .unwrap_or_else(|| panic!("no config_env_unknown:\n{}", stderr(&o)));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["variable"], TYPO.0, "{warning}");
+    assert_eq!(
+        warning["did_you_mean"], "HUNTER_PARTNER_CENTER_SYNC_INTERVAL",
+        "{warning}"
+    );
+}
+
+fn json_events(log: &str, event: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == event)
+        .collect()
+}
+
+/// `run` as systemd starts it: the environment overrides a key the file sets, and a
+/// variable is misspelt; both are warnings at start-up and the daemon runs.
+#[tokio::test]
+async fn run_warns_about_shadowed_file_keys_and_unknown_variables_at_start_up() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let db = TestDb::new().await;
+    let (dir, path) = write_config("sync_interval = 600\nlog_format = \"json\"\n");
+    let cache = dir.path().join("msal_token_cache.json");
+    let mut cmd = command();
+    cmd.args(["--config", &path, "run"])
+        .env("DATABASE_URL", &db.url)
+        .env("HUNTER_PARTNER_CENTER_LISTEN", "127.0.0.1:0")
+        .env("HUNTER_PARTNER_CENTER_SYNC_INTERVAL", "60")
+        .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &cache)
+        .env(TYPO.0, TYPO.1)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = support::Reaped(cmd.spawn().expect("spawn run"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = String::new();
+    while json_events(&log, "daemon_started").is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => log.push_str(&format!("{line}\n")),
+            Err(_) => panic!("the daemon did not start within 60 s:\n{log}"),
+        }
+    }
+    let shadowed = json_events(&log, "config_key_shadowed");
+    assert_eq!(shadowed.len(), 1, "{log}");
+    assert_eq!(shadowed[0]["level"], "WARN");
+    assert_eq!(shadowed[0]["key"], "sync_interval");
+    assert_eq!(
+        shadowed[0]["variable"],
+        "HUNTER_PARTNER_CENTER_SYNC_INTERVAL"
+    );
+    assert_eq!(shadowed[0]["shadowed"], format!("file {path}"));
+    let unknown = json_events(&log, "config_env_unknown");
+    assert_eq!(unknown.len(), 1, "{log}");
+    assert_eq!(unknown[0]["variable"], TYPO.0);
+}

@@ -25,6 +25,15 @@ pub struct Key {
     pub doc: &'static str,
 }
 
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("name", &self.name)
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a key's value lives in [`Config`], readable and writable, so loading, showing and
 /// comparing all go through the same field.
 pub struct Place<T: 'static> {
@@ -285,21 +294,26 @@ impl Config {
     }
 }
 
-/// The known key an unknown one was probably meant to be.
+/// The key an unknown name was probably meant to be: a small edit away, or one is the
+/// other cut short. Case, `-` and `_` do not count.
 pub(super) fn closest(unknown: &str) -> Option<&'static Key> {
     let norm = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
     let u = norm(unknown);
-    KEYS.iter().find(|k| {
-        let n = norm(k.name);
-        n.starts_with(&u) || u.starts_with(&n) || n == u
-    })
+    KEYS.iter()
+        .map(|k| (k, norm(k.name)))
+        .map(|(k, n)| (k, strsim::levenshtein(&n, &u), n))
+        .filter(|(_, distance, n)| {
+            *distance <= 2 || (u.len() >= 4 && (n.starts_with(&u) || u.starts_with(n.as_str())))
+        })
+        .min_by_key(|(_, distance, _)| *distance)
+        .map(|(k, _, _)| k)
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-    use super::super::{LoadOptions, Source, read};
+    use super::super::{LoadOptions, Read, Source, read};
     use super::*;
 
     /// A valid value for the row's parse rule that differs from its default.
@@ -316,6 +330,21 @@ mod tests {
             Parse::LogFormat(_) => "json",
             Parse::Hosts(_) => "sample.example",
         }
+    }
+
+    #[test]
+    fn misspelt_names_find_their_key() {
+        for (typo, key) in [
+            ("sync_intervall", "sync_interval"),
+            ("SYNC_INTERNAL", "sync_interval"),
+            ("sync-on-start", "sync_on_startup"),
+            ("DATABASE_URL", "database_url"),
+            ("log_levl", "log_level"),
+            ("public_host", "public_hosts"),
+        ] {
+            assert_eq!(closest(typo).map(|k| k.name), Some(key), "{typo}");
+        }
+        assert!(closest("colour").is_none());
     }
 
     #[test]
@@ -337,7 +366,7 @@ mod tests {
                 env: [(key.env.to_owned(), sample(key).to_owned())].into(),
                 ..LoadOptions::default()
             };
-            let (config, values, _) = read(&opts).expect("no file to fail on");
+            let Read { config, values, .. } = read(&opts).expect("no file to fail on");
             assert!(
                 values.problems.is_empty(),
                 "{}: {:?}",

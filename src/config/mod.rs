@@ -4,6 +4,8 @@
 //!   prints it, what a reload does with it); reload diffs are derived from it.
 //! - `parse.rs`: raw text to typed values, each bad value reported with its source.
 //! - `validate.rs`: the checks across keys.
+//! - `env.rs`: unknown `HUNTER_PARTNER_CENTER_*` variables and file keys the environment
+//!   overrides, reported as warnings (`config check` makes the first an error).
 //!
 //! figment reads the TOML file; the layering over it and the typed conversion are ours so
 //! that every problem is reported at once with its key, where the value came from and how
@@ -11,6 +13,7 @@
 //! for a string). Environment names keep the old system's `HUNTER_PARTNER_CENTER_` prefix
 //! so existing `.env` files keep working.
 
+mod env;
 mod keys;
 mod parse;
 mod validate;
@@ -27,6 +30,7 @@ use figment::value::Value;
 use secrecy::SecretString;
 use url::Url;
 
+pub use env::{Shadowed, UnknownEnv};
 pub use keys::{Change, KEYS, Key, Parse, Place, Reload, Show, changes};
 pub use validate::parse_cron;
 
@@ -172,6 +176,25 @@ pub struct Problem {
     pub fix: String,
 }
 
+impl Problem {
+    /// Every fix about a setting says where to change it: the TOML key and the variable.
+    fn new(key: &str, source: Source, message: String, fix: &str) -> Self {
+        let fix = match KEYS.iter().find(|k| k.name == key) {
+            Some(k) => format!(
+                "{fix} (file key `{}`, environment variable {})",
+                k.name, k.env
+            ),
+            None => fix.to_owned(),
+        };
+        Self {
+            key: key.into(),
+            source,
+            message,
+            fix,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -214,6 +237,9 @@ pub struct LoadOptions {
     pub credentials_dir: Option<PathBuf>,
     /// systemd's `$STATE_DIRECTORY` (`StateDirectory=`): default home of the token cache.
     pub state_dir: Option<PathBuf>,
+    /// Unknown `HUNTER_PARTNER_CENTER_*` variables are problems (`config check`), not
+    /// just [`Loaded::unknown_env`] warnings.
+    pub strict_env: bool,
 }
 
 impl LoadOptions {
@@ -231,6 +257,7 @@ impl LoadOptions {
             env,
             credentials_dir,
             state_dir,
+            strict_env: false,
         }
     }
 }
@@ -241,17 +268,28 @@ pub struct Loaded {
     pub config: Config,
     pub sources: BTreeMap<&'static str, Source>,
     pub file: Option<PathBuf>,
+    /// Empty with [`LoadOptions::strict_env`]: then they are problems.
+    pub unknown_env: Vec<UnknownEnv>,
+    pub shadowed: Vec<Shadowed>,
 }
 
 /// Loads and validates. Every problem is collected before returning.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let (config, mut values, file) = read(opts)?;
+    let Read {
+        config,
+        mut values,
+        file,
+        unknown_env,
+        shadowed,
+    } = read(opts)?;
     validate::validate(&config, &mut values);
     if values.problems.is_empty() {
         Ok(Loaded {
             config,
             sources: values.sources,
             file,
+            unknown_env,
+            shadowed,
         })
     } else {
         Err(ConfigError {
@@ -260,14 +298,29 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// Everything known before the checks across keys.
+struct Read {
+    config: Config,
+    values: Values,
+    file: Option<PathBuf>,
+    unknown_env: Vec<UnknownEnv>,
+    shadowed: Vec<Shadowed>,
+}
+
 /// Layers and parses every key, without the checks across keys.
-fn read(opts: &LoadOptions) -> Result<(Config, Values, Option<PathBuf>), ConfigError> {
+fn read(opts: &LoadOptions) -> Result<Read, ConfigError> {
     let file = config_file(opts)?;
     let (figment, file_keys) = match &file {
         Some(path) => file_layer(path)?,
         None => (Figment::new(), Vec::new()),
     };
-    let mut values = layer(opts, file.as_deref(), &figment, file_keys);
+    let (mut values, shadowed) = layer(opts, file.as_deref(), &figment, file_keys);
+    let mut unknown_env = env::unknown(&opts.env);
+    if opts.strict_env {
+        values
+            .problems
+            .extend(unknown_env.drain(..).map(|u| u.problem()));
+    }
     let mut config = Config::default();
     if let Some(dir) = &opts.state_dir {
         config.token_cache = dir.join("msal_token_cache.json");
@@ -275,7 +328,13 @@ fn read(opts: &LoadOptions) -> Result<(Config, Values, Option<PathBuf>), ConfigE
     for key in KEYS {
         key.read(&mut values, &mut config);
     }
-    Ok((config, values, file))
+    Ok(Read {
+        config,
+        values,
+        file,
+        unknown_env,
+        shadowed,
+    })
 }
 
 /// `--config` must exist; the default path is read only if it does.
@@ -315,13 +374,15 @@ fn file_layer(path: &Path) -> Result<(Figment, Vec<String>), ConfigError> {
 }
 
 /// Each key's value from the highest layer that has one: environment over credential
-/// file over TOML file over the default. Unknown file keys are problems.
+/// file over TOML file over the default, and the file values the environment overrides.
+/// Unknown file keys are problems.
 fn layer(
     opts: &LoadOptions,
     file: Option<&Path>,
     figment: &Figment,
     file_keys: Vec<String>,
-) -> Values {
+) -> (Values, Vec<Shadowed>) {
+    let mut shadowed = Vec::new();
     let file_source = || Source::File(file.map(Path::to_path_buf).unwrap_or_default());
     let mut values = Values {
         raw: BTreeMap::new(),
@@ -333,7 +394,7 @@ fn layer(
         .filter(|k| !KEYS.iter().any(|key| key.name == k))
     {
         let hint = keys::closest(&k)
-            .map(|c| format!("did you mean `{}`? ", c.name))
+            .map(|c| format!("did you mean `{}` ({}, {})? ", c.name, c.env, c.doc))
             .unwrap_or_default();
         values.problems.push(Problem {
             key: k,
@@ -359,33 +420,40 @@ fn layer(
                     source = Source::Credential(p);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => values.problems.push(Problem {
-                    key: key.name.into(),
-                    source: Source::Credential(p),
-                    message: format!("the credential file cannot be read: {e}"),
-                    fix: "check LoadCredential= in the unit and the file's permissions".into(),
-                }),
+                Err(e) => values.problems.push(Problem::new(
+                    key.name,
+                    Source::Credential(p),
+                    format!("the credential file cannot be read: {e}"),
+                    "check LoadCredential= in the unit and the file's permissions",
+                )),
             }
         }
         if let Some(v) = opts.env.get(key.env) {
             values.raw.insert(key.name, Value::from(v.clone()));
+            if source != Source::Default {
+                shadowed.push(Shadowed {
+                    key: key.name,
+                    variable: key.env,
+                    shadowed: source,
+                });
+            }
             source = Source::Env(key.env.to_owned());
         }
         values.sources.insert(key.name, source);
     }
-    values
+    (values, shadowed)
 }
 
 impl Config {
     /// The database URL, or the problem telling the operator to set it.
     pub fn require_database_url(&self) -> Result<&SecretString, ConfigError> {
         self.database_url.as_ref().ok_or_else(|| ConfigError {
-            problems: vec![Problem {
-                key: "database_url".into(),
-                source: Source::Default,
-                message: "is not set".into(),
-                fix: "set DATABASE_URL=postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
-            }],
+            problems: vec![Problem::new(
+                "database_url",
+                Source::Default,
+                "is not set".into(),
+                "set it to postgres://USER:PASSWORD@HOST:PORT/DATABASE, or under systemd put it in the credential file `database_url`",
+            )],
         })
     }
 

@@ -24,12 +24,7 @@ pub(super) struct Values {
 impl Values {
     pub fn problem(&mut self, key: &str, message: String, fix: &str) {
         let source = self.sources.get(key).cloned().unwrap_or(Source::Default);
-        self.problems.push(Problem {
-            key: key.into(),
-            source,
-            message,
-            fix: fix.into(),
-        });
+        self.problems.push(Problem::new(key, source, message, fix));
     }
 
     /// Strings from env and credential files, numbers or strings from TOML: all accepted
@@ -98,15 +93,17 @@ impl Values {
 
     pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let v = self.raw_text(key)?;
-        let d = parse_duration(&v);
-        if d.is_none() {
-            self.problem(
-                key,
-                format!("`{v}` is not a duration"),
-                "use a number of seconds (600) or a number with a unit: 30s, 10m, 24h, 7d",
-            );
+        match parse_duration(&v) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.problem(
+                    key,
+                    message,
+                    "use seconds (600) or a duration such as 90s, 10min, 1h30m or 7d",
+                );
+                None
+            }
         }
-        d
     }
 
     pub fn http_url(&mut self, key: &'static str) -> Option<Url> {
@@ -221,18 +218,18 @@ fn host_name(s: &str) -> Option<String> {
     url::Host::parse(s).ok().map(|h| h.to_string())
 }
 
-/// `600`, `600s`, `10m`, `24h`, `7d`.
-fn parse_duration(s: &str) -> Option<Duration> {
+/// Plain seconds (`600`), or what humantime reads (`90s`, `10min`, `1h30m`, `7d`). Whole
+/// seconds only: every duration is shown, and used, in seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, mult) = match s.char_indices().last()? {
-        (i, 's') => (&s[..i], 1),
-        (i, 'm') => (&s[..i], 60),
-        (i, 'h') => (&s[..i], 3600),
-        (i, 'd') => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    let n: u64 = num.trim().parse().ok()?;
-    n.checked_mul(mult).map(Duration::from_secs)
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if d.subsec_nanos() == 0 => Ok(d),
+        Ok(_) => Err(format!("`{s}` is not a whole number of seconds")),
+        Err(_) => Err(format!("`{s}` is not a duration")),
+    }
 }
 
 #[cfg(test)]
@@ -240,11 +237,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_accept_units() {
-        assert_eq!(parse_duration("600"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_duration("soon"), None);
+    fn durations_accept_the_usual_forms() {
+        for (text, secs) in [
+            ("600", 600),
+            (" 600 ", 600),
+            ("90s", 90),
+            ("10m", 600),
+            ("10min", 600),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("24h", 86400),
+            ("7d", 7 * 86400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for text in ["soon", "", "-5", "1.5", "10 parsecs"] {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+        assert_eq!(
+            parse_duration("1500ms"),
+            Err("`1500ms` is not a whole number of seconds".into())
+        );
     }
 
     #[test]

@@ -15,14 +15,14 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             conv.problem(
                 "client_id",
                 "is required when the integration is enabled".into(),
-                "set HUNTER_PARTNER_CENTER_CLIENT_ID to the Entra app (client) id",
+                "set it to the Entra app (client) id",
             );
         }
         if c.tenant_id.as_deref().is_none_or(str::is_empty) {
             conv.problem(
                 "tenant_id",
                 "is required when the integration is enabled".into(),
-                "set HUNTER_PARTNER_CENTER_TENANT_ID to the partner tenant's GUID or domain, or `organizations`",
+                "set it to the partner tenant's GUID or domain, or `organizations`",
             );
         }
     }
@@ -63,7 +63,7 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             conv.problem(
                 "sync_cron",
                 "is set together with an explicit sync_interval".into(),
-                "set either sync_interval or sync_cron, not both",
+                "set either sync_interval (HUNTER_PARTNER_CENTER_SYNC_INTERVAL) or sync_cron, not both",
             );
         }
     }
@@ -130,7 +130,7 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             conv.problem(
                 key,
                 "must be greater than zero".into(),
-                "use a positive number of seconds",
+                "use a positive duration such as 60 or 10min",
             );
         }
     }
