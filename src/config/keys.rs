@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::parse::Values;
-use super::{Config, LogFormat, redact_url};
+use super::{Config, LogFormat};
+use Reload::{Auth, Live, Restart};
+use Show::{Plain, Redacted, RedactedUrl};
 
 /// One setting.
 pub struct Key {
@@ -121,9 +123,6 @@ const fn key(
         doc,
     }
 }
-
-use Reload::{Auth, Live, Restart};
-use Show::{Plain, Redacted, RedactedUrl};
 
 /// Every key, in the order `config show` prints them. Environment names keep the old
 /// integration's prefix; `DATABASE_URL` and `RUST_LOG` are the names every tool uses.
@@ -292,6 +291,33 @@ impl Config {
             k.copy(running, self);
         }
     }
+}
+
+/// Hides the password of a database URL, in the user-info and in any `password`-like
+/// query parameter (sqlx reads `?password=`), keeping the rest useful for diagnosis.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(mut u) = Url::parse(raw) else {
+        return "[unparseable]".to_owned();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    let is_password = |pair: &str| {
+        url::form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| name.to_ascii_lowercase().contains("password"))
+    };
+    if let Some(query) = u.query().filter(|q| q.split('&').any(is_password)) {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_password(pair) => format!("{name}=redacted"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        u.set_query(Some(&redacted.join("&")));
+    }
+    u.to_string()
 }
 
 /// The key an unknown name was probably meant to be: a small edit away, or one is the

@@ -4,6 +4,7 @@
 //!   prints it, what a reload does with it); reload diffs are derived from it.
 //! - `parse.rs`: raw text to typed values, each bad value reported with its source.
 //! - `validate.rs`: the checks across keys.
+//! - `error.rs`: a problem (key, source, message, fix) and the error listing them all.
 //! - `env.rs`: unknown `HUNTER_PARTNER_CENTER_*` variables and file keys the environment
 //!   overrides, reported as warnings (`config check` makes the first an error).
 //!
@@ -14,12 +15,12 @@
 //! so existing `.env` files keep working.
 
 mod env;
+mod error;
 mod keys;
 mod parse;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +32,8 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use env::{Shadowed, UnknownEnv};
-pub use keys::{Change, KEYS, Key, Parse, Place, Reload, Show, changes};
+pub use error::{ConfigError, Problem, Source};
+pub use keys::{Change, KEYS, Key, Parse, Place, Reload, Show, changes, redact_url};
 pub use validate::parse_cron;
 
 use parse::Values;
@@ -144,84 +146,6 @@ impl Default for Config {
             run_deadline: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
         }
-    }
-}
-
-/// Where an effective value came from; shown by `config show` and in every problem.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    File(PathBuf),
-    Credential(PathBuf),
-    Env(String),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => f.write_str("default"),
-            Source::File(p) => write!(f, "file {}", p.display()),
-            Source::Credential(p) => write!(f, "credential {}", p.display()),
-            Source::Env(v) => write!(f, "env {v}"),
-        }
-    }
-}
-
-/// One thing wrong with the configuration.
-#[derive(Clone, Debug)]
-pub struct Problem {
-    pub key: String,
-    pub source: Source,
-    pub message: String,
-    pub fix: String,
-}
-
-impl Problem {
-    /// Every fix about a setting says where to change it: the TOML key and the variable.
-    fn new(key: &str, source: Source, message: String, fix: &str) -> Self {
-        let fix = match KEYS.iter().find(|k| k.name == key) {
-            Some(k) => format!(
-                "{fix} (file key `{}`, environment variable {})",
-                k.name, k.env
-            ),
-            None => fix.to_owned(),
-        };
-        Self {
-            key: key.into(),
-            source,
-            message,
-            fix,
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (from {}): {}; {}",
-            self.key, self.source, self.message, self.fix
-        )
-    }
-}
-
-/// Every problem found, so an operator fixes them all in one pass.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Invalid configuration ({} problem", self.problems.len())?;
-        if self.problems.len() != 1 {
-            f.write_str("s")?;
-        }
-        f.write_str("):")?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
     }
 }
 
@@ -462,33 +386,6 @@ impl Config {
     pub fn display_values(&self) -> Vec<(&'static str, String)> {
         KEYS.iter().map(|k| (k.name, k.show(self))).collect()
     }
-}
-
-/// Hides the password of a database URL, in the user-info and in any `password`-like
-/// query parameter (sqlx reads `?password=`), keeping the rest useful for diagnosis.
-pub fn redact_url(raw: &str) -> String {
-    let Ok(mut u) = Url::parse(raw) else {
-        return "[unparseable]".to_owned();
-    };
-    if u.password().is_some() {
-        let _ = u.set_password(Some("redacted"));
-    }
-    let is_password = |pair: &str| {
-        url::form_urlencoded::parse(pair.as_bytes())
-            .next()
-            .is_some_and(|(name, _)| name.to_ascii_lowercase().contains("password"))
-    };
-    if let Some(query) = u.query().filter(|q| q.split('&').any(is_password)) {
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if is_password(pair) => format!("{name}=redacted"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        u.set_query(Some(&redacted.join("&")));
-    }
-    u.to_string()
 }
 
 /// A config file path as given, for messages.
