@@ -10,7 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{AuthError, AuthState, TokenProvider};
+use crate::auth::{AuthError, AuthState, SignInWatch, TokenProvider};
 use crate::config::{self, Config, ConfigError, LoadOptions, Reload};
 use crate::metrics::Metrics;
 use crate::scheduler::{Schedule, Scheduler, SchedulerError};
@@ -84,8 +84,8 @@ struct Shared {
     /// Written by the scheduler as ticks fire, read by health.
     next_run_at: Arc<Mutex<Option<DateTime<Utc>>>>,
     shutting_down: AtomicBool,
-    /// The token cache's modification time when sign-in was last re-checked.
-    token_cache_seen: Mutex<Option<SystemTime>>,
+    /// Notices a `login` by another process while sign-in is required.
+    sign_in_watch: SignInWatch,
 }
 
 /// The run waiting in the slot (created `queued` by a manual trigger) and the one running.
@@ -152,35 +152,15 @@ impl DaemonHandle {
     }
 
     /// What health, metrics and the trigger go by; `Unknown` until sign-in is configured.
-    /// While it says sign-in is required, a token cache written since the last look (by
-    /// `login`, from another process) is tried at once; otherwise the daemon would refuse
-    /// "Sync now" and keep the alert on until the next scheduled run tried it.
     pub async fn current_auth_state(&self) -> AuthState {
         let Some(tokens) = self.tokens() else {
             return AuthState::Unknown;
         };
-        if matches!(tokens.state(), AuthState::SignInRequired { .. }) && self.token_cache_changed()
-        {
-            // Either way the provider's state now says what the cache holds.
-            let _ = tokens.access_token().await;
-        }
-        tokens.state()
-    }
-
-    /// A stat, so polling health while signed out costs no cache read or token request.
-    fn token_cache_changed(&self) -> bool {
-        let path = self.shared.config.borrow().token_cache.clone();
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let mut seen = self
-            .shared
-            .token_cache_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if *seen == modified {
-            return false;
-        }
-        *seen = modified;
-        true
+        let cache = self.shared.config.borrow().token_cache.clone();
+        self.shared
+            .sign_in_watch
+            .current_state(&tokens, &cache)
+            .await
     }
 
     pub fn next_run_at(&self) -> Option<DateTime<Utc>> {
@@ -247,7 +227,7 @@ impl Daemon {
             runs: tokio::sync::Mutex::new(RunSlots::default()),
             next_run_at: Arc::new(Mutex::new(None)),
             shutting_down: AtomicBool::new(false),
-            token_cache_seen: Mutex::new(None),
+            sign_in_watch: SignInWatch::default(),
         });
         Ok(Self {
             listener,

@@ -9,11 +9,11 @@
 //! - [`lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
 //! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
 //! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
-//!   and `logout`.
+//!   and `logout`; `sign_in_watch`: a `login` by another process, noticed by a long-running one.
 //!
 //! CONTRACT used by the sync engine and the daemon: [`TokenProvider::new`],
 //! [`TokenProvider::access_token`], [`TokenProvider::refresh_after_rejection`],
-//! [`TokenProvider::state`], [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
+//! [`TokenProvider::state`], [`SignInWatch`], [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
 //! [`logout`] and [`status`] and maps errors with [`AuthError::exit_code`].
 
 pub mod cache;
@@ -22,6 +22,7 @@ mod device_code;
 pub mod lock;
 pub mod oauth;
 mod provider;
+mod sign_in_watch;
 mod status;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use cache_file::CacheFile;
 
 pub use device_code::{LoginOutcome, login};
 pub use provider::TokenProvider;
+pub use sign_in_watch::SignInWatch;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
 
 /// `sysexits.h` codes, as the daemon and CLI document them.
