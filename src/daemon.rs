@@ -611,15 +611,7 @@ fn build_tokens(config: &Config) -> Result<TokenProvider, AuthError> {
 /// Runs a previous process of this host left `queued` will never start: close them.
 /// `running` ones are closed by the next run that holds the sync lock.
 async fn close_leftover_runs(pool: &PgPool) -> Result<(), StoreError> {
-    let closed = sqlx::query(
-        "UPDATE sync_runs SET status = 'cancelled', finished_at = now(),
-             error = 'The daemon stopped before this queued run started.'
-         WHERE status = 'queued' AND (host IS NULL OR host = $1)",
-    )
-    .bind(runs::hostname())
-    .execute(pool)
-    .await?
-    .rows_affected();
+    let closed = runs::close_leftover_queued(pool, runs::hostname().as_deref()).await?;
     if closed > 0 {
         tracing::info!(
             event = "stale_run_closed",

@@ -76,11 +76,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             RunStatus::Skipped,
         ];
         let last = runs::list(pool, &finished, 1).await?.into_iter().next();
-        let last_success: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND NOT dry_run",
-        )
-        .fetch_one(pool)
-        .await?;
+        let last_success = runs::last_success_at(pool).await?;
         Ok::<_, crate::store::StoreError>((current, last, last_success))
     };
     let (reachable, current_run, last_run, last_success_at) =

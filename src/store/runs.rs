@@ -311,6 +311,30 @@ pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
         .await?)
 }
 
+/// When the newest successful run (not a dry run) finished, on any host.
+pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND NOT dry_run",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Runs a previous process of this host left `queued` will never start: closes them as
+/// cancelled and says how many.
+pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<u64, StoreError> {
+    let closed = sqlx::query(
+        "UPDATE sync_runs SET status = 'cancelled', finished_at = now(),
+             error = 'The daemon stopped before this queued run started.'
+         WHERE status = 'queued' AND (host IS NULL OR host = $1)",
+    )
+    .bind(host)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(closed)
+}
+
 fn clamp(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
