@@ -10,7 +10,8 @@
 //! - [`store`]: PostgreSQL: pool, migrations, upserts, run history, read queries.
 //! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
-//! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
+//! - [`daemon`]: builds everything from config and runs one control loop (signals, the HTTP
+//!   trigger, reload, shutdown); `http` sees it only through [`daemon::handle`].
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::daemon::DaemonHandle;
+use crate::daemon::handle::DaemonHandle;
 use crate::metrics::Metrics;
 
 /// Shared by every handler; cheap to clone.

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use crate::auth::AuthState;
-use crate::daemon::{TriggerError, TriggerOutcome};
+use crate::daemon::handle::{TriggerError, TriggerOutcome};
 use crate::store::runs::{self, RunRow, RunStatus};
 
 /// A database that does not answer within this is reported unreachable rather than
