@@ -1180,3 +1180,54 @@ async fn a_cron_schedule_from_the_file_triggers_runs() {
     assert!(rows.iter().all(|r| r.trigger == "schedule"), "{rows:?}");
     assert_no_overlap(&rows);
 }
+
+/// Every `sync_cancelled` record is INFO, and nothing was logged as `sync_failed`.
+fn assert_logged_as_cancelled(d: &Daemon) {
+    let cancelled = d.events("sync_cancelled");
+    assert!(!cancelled.is_empty(), "{}", d.log_tail());
+    for record in &cancelled {
+        assert_eq!(record["level"], "INFO", "{record}");
+    }
+    assert!(d.events("sync_failed").is_empty(), "{}", d.log_tail());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cancelled_by_shutdown_is_logged_as_cancelled_at_info_not_as_failed() {
+    let s = Setup::new(100, "slow:every=1:ms=1500").await;
+    s.login().await;
+
+    // Within the grace period the run stops between pages.
+    s.write_config(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = true\npage_size = 20\nshutdown_grace = 20\n",
+    );
+    let mut d = s.spawn().await;
+    wait_for!(d, 30, "a page of the start-up run to commit", {
+        runs(s.pool())
+            .await
+            .iter()
+            .any(|r| r.status == "running" && r.pages >= 1)
+            .then_some(())
+    });
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(30).await;
+    assert!(status.success(), "exit status {status}\n{}", d.log_tail());
+    let rows = runs(s.pool()).await;
+    assert_eq!(rows.last().expect("a run").status, "cancelled", "{rows:?}");
+    assert_logged_as_cancelled(&d);
+    drop(d);
+
+    // Past the grace period the daemon abandons the run inside a page and closes it.
+    s.write_config(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = true\npage_size = 20\nshutdown_grace = 2\n",
+    );
+    let mut d = s.spawn().await;
+    let blocker = stuck_in_a_page(&s, &d).await;
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(20).await;
+    assert!(status.success(), "exit status {status}\n{}", d.log_tail());
+    blocker.rollback().await.expect("release the table");
+    let rows = runs(s.pool()).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].status, "cancelled", "{rows:?}");
+    assert_logged_as_cancelled(&d);
+}

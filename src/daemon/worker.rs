@@ -156,7 +156,7 @@ pub(super) async fn cancel_running(shared: &Shared) {
             "Stopped by shutdown after the grace period; the page in flight was rolled back.",
         )
         .await;
-        tracing::warn!(
+        tracing::info!(
             event = "sync_cancelled",
             run_id = id,
             "The sync run was cancelled by shutdown."

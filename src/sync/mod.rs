@@ -298,7 +298,8 @@ impl SyncEngine {
                 runs::finish(&mut conn, run_id, status, Some(&message)).await?;
                 match &e {
                     SyncError::Cancelled => {
-                        tracing::warn!(event = "sync_failed", run_id, status = "cancelled", error = %message, "Sync cancelled.")
+                        // Shutdown asked for it: nothing failed, no operator has to act.
+                        tracing::info!(event = "sync_cancelled", run_id, status = "cancelled", reason = %message, "Sync cancelled.")
                     }
                     _ => {
                         tracing::error!(event = "sync_failed", run_id, status = "failed", error = %message, "Sync failed.")
