@@ -1231,3 +1231,65 @@ async fn a_run_cancelled_by_shutdown_is_logged_as_cancelled_at_info_not_as_faile
     assert_eq!(rows[1].status, "cancelled", "{rows:?}");
     assert_logged_as_cancelled(&d);
 }
+
+/// The newest successful run's end, as Unix seconds.
+async fn db_last_success(pool: &PgPool) -> f64 {
+    sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM max(finished_at))::float8 FROM sync_runs WHERE status = 'succeeded'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("last success")
+}
+
+const LAST_SUCCESS: &str = "partner_center_sync_last_success_timestamp_seconds";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_success_gauge_comes_from_the_database_after_a_restart_and_while_another_host_runs()
+ {
+    let s = Setup::new(20, "").await;
+    s.login().await;
+    s.write_config("enabled = true\nsync_interval = 600\nsync_on_startup = true\n");
+    let d = s.spawn().await;
+    wait_for!(d, 30, "the start-up run to succeed", {
+        (succeeded(&runs(s.pool()).await) == 1).then_some(())
+    });
+    drop(d);
+    let first = db_last_success(s.pool()).await;
+
+    // This process holds the sync lock, as the other host of an HA pair does while it
+    // runs: every run of the restarted daemon is skipped.
+    let other_host = partner_center_sync::store::lock::try_acquire(s.pool())
+        .await
+        .expect("lock query")
+        .expect("the sync lock is free");
+    s.write_config("enabled = true\nsync_interval = 1\nsync_on_startup = false\n");
+    let d = s.spawn().await;
+    let gauge = metric(&d.metrics().await, LAST_SUCCESS).expect("gauge");
+    assert!(
+        (gauge - first).abs() < 1e-3,
+        "after a restart the gauge is the database's last success {first}, not {gauge}"
+    );
+
+    // The other host finishes a run: the gauge follows, though this daemon ran none.
+    let theirs: f64 = sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, mode, status, started_at, finished_at, host)
+         VALUES ('schedule', 'incremental', 'succeeded', now(), now(), 'pcs-test-other-host')
+         RETURNING EXTRACT(EPOCH FROM finished_at)::float8",
+    )
+    .fetch_one(s.pool())
+    .await
+    .expect("the other host's run");
+    wait_for!(d, 20, "the gauge to follow the other host's run", {
+        let gauge = metric(&d.metrics().await, LAST_SUCCESS).expect("gauge");
+        ((gauge - theirs).abs() < 1e-3).then_some(())
+    });
+    let rows = runs(s.pool()).await;
+    assert_eq!(
+        succeeded(&rows),
+        2,
+        "only the first daemon's and the other host's: {rows:?}"
+    );
+    assert!(rows.iter().any(|r| r.status == "skipped"), "{rows:?}");
+    other_host.release().await.expect("release the sync lock");
+}

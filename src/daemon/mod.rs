@@ -134,6 +134,7 @@ impl Daemon {
             slots: tokio::sync::Mutex::default(),
             next_run_at: Arc::default(),
         });
+        worker::refresh_last_success(&shared).await?;
         Ok(Self {
             listener,
             shared,

@@ -101,6 +101,9 @@ pub(super) async fn run(
         };
         shared.slots.lock().await.running = None;
         update_auth_metrics(&shared.metrics, &result);
+        if let Err(e) = refresh_last_success(&shared).await {
+            tracing::debug!(event = "last_success_unknown", error = %e, "Could not read the last successful run.");
+        }
         systemd::run_finished(run_id, &result);
         release_freed_memory();
         trim_pending = true;
@@ -142,6 +145,21 @@ pub(super) async fn accept_manual(shared: &Shared) -> Result<TriggerOutcome, Tri
         "Manual sync queued."
     );
     Ok(TriggerOutcome::Queued(id))
+}
+
+/// `last_success_timestamp_seconds` says when the data was last refreshed by any process:
+/// seeded at start-up and re-read after every run, so neither a restart nor a host whose
+/// runs the other host of an HA pair took (they end `skipped`) looks stale.
+pub(super) async fn refresh_last_success(shared: &Shared) -> Result<(), StoreError> {
+    if let Some(at) = runs::last_success_at(&shared.pool).await? {
+        let at = at.timestamp_micros() as f64 / 1e6;
+        let gauge = &shared.metrics.last_success;
+        // The run just finished here set it from this host's clock: never move it back.
+        if at > gauge.get() {
+            gauge.set(at);
+        }
+    }
+    Ok(())
 }
 
 /// After the grace period the run's future was dropped (its transaction rolled back):
