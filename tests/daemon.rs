@@ -1293,3 +1293,67 @@ async fn the_last_success_gauge_comes_from_the_database_after_a_restart_and_whil
     assert!(rows.iter().any(|r| r.status == "skipped"), "{rows:?}");
     other_host.release().await.expect("release the sync lock");
 }
+
+/// Inserts a run as a stopped process on `host` left it: queued, never started.
+async fn left_queued(pool: &PgPool, host: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, mode, status, host) VALUES ('manual', 'auto', 'queued', $1) RETURNING id",
+    )
+    .bind(host)
+    .fetch_one(pool)
+    .await
+    .expect("insert a queued run")
+}
+
+async fn run_status_and_host(pool: &PgPool, id: i64) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, host FROM sync_runs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("run")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_keep_to_their_own_runs() {
+    use partner_center_sync::store::runs::TEST_HOSTNAME_VAR;
+    const BETA: &str = "pcs-test-beta";
+    // The daemon without the override names itself as gethostname(2) does.
+    let this_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the kernel's host name")
+        .trim()
+        .to_owned();
+    let s = Setup::new(20, "").await;
+    s.login().await;
+    s.write_config("enabled = true\nsync_interval = 600\nsync_on_startup = false\n");
+    let pool = s.pool();
+    let betas = left_queued(pool, BETA).await;
+    let ours = left_queued(pool, &this_host).await;
+    let absent = left_queued(pool, "pcs-test-gamma").await;
+
+    let beta = s.spawn_with(&[(TEST_HOSTNAME_VAR, BETA)], None).await;
+    assert_eq!(run_status_and_host(pool, betas).await.0, "cancelled");
+    assert_eq!(
+        run_status_and_host(pool, ours).await.0,
+        "queued",
+        "another host's queued run is not touched"
+    );
+    let alpha = s.spawn().await;
+    assert_eq!(run_status_and_host(pool, ours).await.0, "cancelled");
+    assert_eq!(
+        run_status_and_host(pool, absent).await.0,
+        "queued",
+        "a host that did not start again keeps its queued run"
+    );
+
+    for (d, host) in [(&beta, BETA), (&alpha, this_host.as_str())] {
+        let (status, body) = d.trigger(None).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["task_id"].as_i64().expect("task_id");
+        let (status, recorded) = wait_for!(d, 30, "the triggered run to end", {
+            let run = run_status_and_host(pool, id).await;
+            (run.0 != "queued" && run.0 != "running").then_some(run)
+        });
+        assert_eq!(status, "succeeded", "{}", d.log_tail());
+        assert_eq!(recorded.as_deref(), Some(host), "run {id}");
+    }
+}

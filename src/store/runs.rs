@@ -144,10 +144,11 @@ pub async fn create_queued(
         RequestedMode::Auto => "auto",
         RequestedMode::Full => "full",
     };
-    let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run) VALUES ($1, $2, 'queued', $3) RETURNING id")
+    let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run, host) VALUES ($1, $2, 'queued', $3, $4) RETURNING id")
         .bind(trigger.as_str())
         .bind(mode)
         .bind(dry_run)
+        .bind(hostname())
         .fetch_one(pool)
         .await?;
     Ok(id)
@@ -321,12 +322,13 @@ pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Sto
 }
 
 /// Runs a previous process of this host left `queued` will never start: closes them as
-/// cancelled and says how many.
+/// cancelled and says how many. Only `host`'s own: another host's queued run may be about
+/// to start, and a run queued without a host name belongs to no one this can vouch for.
 pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<u64, StoreError> {
     let closed = sqlx::query(
         "UPDATE sync_runs SET status = 'cancelled', finished_at = now(),
              error = 'The daemon stopped before this queued run started.'
-         WHERE status = 'queued' AND (host IS NULL OR host = $1)",
+         WHERE status = 'queued' AND host = $1",
     )
     .bind(host)
     .execute(pool)
@@ -339,11 +341,25 @@ fn clamp(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// For operators reading the history of an HA pair.
+/// Overrides [`hostname`] so tests can run two "hosts" of an HA pair on one machine;
+/// not for production use.
+pub const TEST_HOSTNAME_VAR: &str = "PARTNER_CENTER_SYNC_TEST_HOSTNAME";
+
+/// This host's name, recorded on the runs it queues and runs: operators read the history
+/// of an HA pair by it, and a restart closes only its own host's leftovers. From
+/// gethostname(2): the unit's `ProcSubset=pid` hides `/proc/sys/kernel/hostname`.
 pub fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
+    if let Ok(name) = std::env::var(TEST_HOSTNAME_VAR) {
+        return Some(name).filter(|n| !n.is_empty());
+    }
+    // POSIX caps host names at 255 bytes (Linux at 64); one more for the NUL.
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..len]).trim().to_owned();
+    (!name.is_empty()).then_some(name)
 }
