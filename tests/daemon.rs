@@ -1357,3 +1357,33 @@ async fn two_hosts_keep_to_their_own_runs() {
         assert_eq!(recorded.as_deref(), Some(host), "run {id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_warns_again_about_a_file_key_the_environment_overrides() {
+    let s = Setup::new(20, "").await;
+    s.login().await;
+    s.write_config("enabled = true\nsync_interval = 600\nsync_on_startup = false\n");
+    let d = s
+        .spawn_with(&[("HUNTER_PARTNER_CENTER_SYNC_INTERVAL", "600")], None)
+        .await;
+    let shadowed = |d: &Daemon| {
+        d.events("config_key_shadowed")
+            .into_iter()
+            .filter(|e| {
+                e["key"] == "sync_interval"
+                    && e["variable"] == "HUNTER_PARTNER_CENTER_SYNC_INTERVAL"
+            })
+            .count()
+    };
+    assert_eq!(shadowed(&d), 1, "at start-up\n{}", d.log_tail());
+
+    // The operator edits the file's interval and reloads: the edit has no effect, and
+    // the log says why.
+    s.write_config("enabled = true\nsync_interval = 300\nsync_on_startup = false\n");
+    d.signal(libc::SIGHUP);
+    wait_for!(d, 20, "the reload", {
+        (!d.events("config_reloaded").is_empty()).then_some(())
+    });
+    assert_eq!(shadowed(&d), 2, "again on the reload\n{}", d.log_tail());
+    assert_eq!(d.health().await["sync_interval_seconds"], 600);
+}

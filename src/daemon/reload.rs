@@ -97,7 +97,10 @@ pub(super) async fn reload(
     };
     match config::load(&fresh) {
         Err(e) => ReloadOutcome::Rejected(e),
-        Ok(loaded) => apply(shared, loaded.config, log, scheduler).await,
+        Ok(loaded) => {
+            loaded.warn_shadowed_keys();
+            apply(shared, loaded.config, log, scheduler).await
+        }
     }
 }
 
