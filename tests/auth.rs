@@ -726,7 +726,7 @@ async fn invalid_grant_rereads_the_cache_and_retries_with_a_token_another_proces
     let p = provider(&s);
 
     // Another process holds the cache lock, about to write a login with a good token.
-    let lock = auth::lock::CacheLock::acquire(&s.cache, Duration::ZERO).expect("lock");
+    let lock = auth::cache_lock::CacheLock::acquire(&s.cache, Duration::ZERO).expect("lock");
     let task = tokio::spawn({
         let p = p.clone();
         async move { p.access_token().await }

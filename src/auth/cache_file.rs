@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::AuthError;
 use super::cache::TokenCache;
-use super::lock::{CacheLock, LOCK_TIMEOUT, LockError};
+use super::cache_lock::{CacheLock, LOCK_TIMEOUT, LockError};
 
 /// What is on disk.
 #[derive(Debug)]
@@ -109,12 +109,12 @@ impl CacheFile {
                         &holder
                     },
                     LOCK_TIMEOUT.as_secs(),
-                    super::lock::lock_path(&self.path).display()
+                    super::cache_lock::lock_path(&self.path).display()
                 ),
             },
             LockError::Io(e) => self.error(format!(
                 "its lock file {} cannot be created: {e}; check the directory's permissions",
-                super::lock::lock_path(&self.path).display()
+                super::cache_lock::lock_path(&self.path).display()
             )),
         })
     }
