@@ -10,7 +10,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::{AccessTokenEntry, AccountEntry, EXPIRY_MARGIN_SECS, TokenGrant};
-use super::oauth::{Authority, Class, Failure, TokenResponse};
+use super::oauth::{Authority, Class, IdentityFailure, TokenResponse};
 use super::{AccessToken, AuthError, AuthState, Settings, blocking, unix_to_utc};
 use crate::config::Config;
 
@@ -221,7 +221,7 @@ impl TokenProvider {
     /// the lock and, if it changed, retry once with the new one.
     async fn after_refusal(
         &self,
-        failure: Failure,
+        failure: IdentityFailure,
         account: &AccountEntry,
         used: SecretString,
         rejected: Option<&str>,
@@ -269,7 +269,7 @@ impl TokenProvider {
 
     /// The refresh-token grant, retrying transient failures with jittered exponential
     /// backoff, honouring `Retry-After`, within `retry_max_attempts` and `retry_max_delay`.
-    async fn redeem(&self, refresh_token: &SecretString) -> Result<TokenResponse, Failure> {
+    async fn redeem(&self, refresh_token: &SecretString) -> Result<TokenResponse, IdentityFailure> {
         let mut attempt = 1;
         loop {
             let failure = match self
