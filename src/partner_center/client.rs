@@ -224,6 +224,11 @@ impl PartnerCenterClient {
             .map(|c| format!(" {c}"))
             .unwrap_or_default();
         match status {
+            _ if status.is_redirection() => Err(AttemptFailure::Fatal(PcError::Redirected {
+                path: path.to_owned(),
+                status: status.as_u16(),
+                location: crate::outbound::location(&headers),
+            })),
             StatusCode::UNAUTHORIZED if !*refreshed => {
                 *refreshed = true;
                 let fresh = self

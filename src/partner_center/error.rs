@@ -28,6 +28,14 @@ pub enum PcError {
         request_id: String,
     },
     #[error(
+        "Partner Center answered {path} with a {status} redirect to {location}, which is not followed: the token and the data stay with `api_url`. Point `api_url` at the API itself, not at something that redirects."
+    )]
+    Redirected {
+        path: String,
+        status: u16,
+        location: String,
+    },
+    #[error(
         "Partner Center kept failing on {path} after {attempts} attempts; last failure: {last}. Check the service status and retry later, or raise retry_max_attempts."
     )]
     RetriesExhausted {

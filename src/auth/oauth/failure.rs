@@ -66,6 +66,12 @@ pub enum IdentityFailure {
         status: u16,
         retry_after: Option<Duration>,
     },
+    /// A 3xx, never followed: it would carry the refresh token and the client secret to
+    /// wherever `location` points.
+    Redirect {
+        status: u16,
+        location: String,
+    },
     Network {
         message: String,
     },
@@ -93,7 +99,9 @@ impl IdentityFailure {
                 Class::Transient
             }
             IdentityFailure::Http { status: 408, .. } => Class::Transient,
-            IdentityFailure::Http { .. } | IdentityFailure::Malformed { .. } => Class::Other,
+            IdentityFailure::Http { .. }
+            | IdentityFailure::Redirect { .. }
+            | IdentityFailure::Malformed { .. } => Class::Other,
             IdentityFailure::Network { .. } => Class::Transient,
         }
     }
@@ -121,6 +129,10 @@ impl IdentityFailure {
             IdentityFailure::Http { status, .. } => {
                 format!("HTTP {status} without an OAuth error body")
             }
+            IdentityFailure::Redirect { status, location } => format!(
+                "HTTP {status} redirect to {location}, not followed: sign-in requests go only to \
+                 `authority_url`; point it at the identity service itself"
+            ),
             IdentityFailure::Network { message } => message.clone(),
             IdentityFailure::Malformed { message } => message.clone(),
         }

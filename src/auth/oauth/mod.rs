@@ -182,6 +182,12 @@ impl Authority {
                 message: describe_reqwest(&e),
             })?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(IdentityFailure::Redirect {
+                status,
+                location: crate::outbound::location(response.headers()),
+            });
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
