@@ -62,7 +62,7 @@ impl std::fmt::Display for LoginOutcome {
 /// and Ctrl-C end the flow without touching the cache.
 pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthError> {
     let settings = Settings::from_config(config)?;
-    settings.file.check_permissions()?;
+    settings.file.check()?;
     let http = crate::outbound::http_client(config).map_err(|e| AuthError::Internal {
         message: format!("the HTTP client cannot be built: {e}"),
     })?;

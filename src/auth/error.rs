@@ -21,9 +21,14 @@ pub enum AuthError {
     /// The app registration or settings are wrong; fatal until `key` is fixed.
     #[error("Identity configuration problem: {message}; check `{key}`")]
     Configuration { key: &'static str, message: String },
-    /// The cache file cannot be used as it is (permissions, I/O).
+    /// The cache file cannot be used as it is; `problem` says whether the operator must
+    /// change it or an I/O error may pass.
     #[error("Token cache {path}: {message}")]
-    Cache { path: PathBuf, message: String },
+    Cache {
+        path: PathBuf,
+        message: String,
+        problem: CacheProblem,
+    },
     #[error(
         "Sign-in was declined in the browser; nothing was saved. Run `partner-center-sync login` again and approve the request."
     )]
@@ -42,14 +47,29 @@ pub enum AuthError {
     Internal { message: String },
 }
 
+/// Why a token cache file is unusable, which decides whether restarting can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheProblem {
+    /// The file is refused as it is (readable by others, a symlink, not a regular file,
+    /// too large): only the operator can fix it, so it is a configuration error (78) and
+    /// systemd does not restart into the same refusal every 5 s.
+    Refused,
+    /// Reading or writing failed (permissions of the service user, a full disk): 1.
+    Io,
+}
+
 impl AuthError {
     /// The process exit code for this failure (sysexits: 77 sign-in required, 75 try
-    /// again later, 78 configuration).
+    /// again later, 78 configuration, a refused token cache included).
     pub fn exit_code(&self) -> u8 {
         match self {
             AuthError::SignInRequired { .. } => EXIT_NOPERM,
             AuthError::Transient { .. } => EXIT_TEMPFAIL,
-            AuthError::Configuration { .. } => EXIT_CONFIG,
+            AuthError::Configuration { .. }
+            | AuthError::Cache {
+                problem: CacheProblem::Refused,
+                ..
+            } => EXIT_CONFIG,
             AuthError::LoginCancelled => EXIT_INTERRUPTED,
             _ => 1,
         }

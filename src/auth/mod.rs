@@ -5,7 +5,8 @@
 //! from the refresh token in an MSAL-format cache file that an MSAL app can share.
 //!
 //! - [`cache`]: the MSAL JSON document: keys, selection, writes that keep unknown data.
-//! - [`cache_file`]: the file: 0600/0700, atomic replacement, corrupt files set aside.
+//! - [`cache_file`]: the file: 0600/0700, at most 10 MiB, never a symlink, atomic
+//!   replacement, corrupt files set aside (by writers; `status` only reports).
 //! - [`cache_lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
 //! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
 //! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
@@ -33,7 +34,7 @@ use cache::{AccountEntry, ClientScope, TokenCache};
 use cache_file::CacheFile;
 
 pub use device_code::{LoginOutcome, login};
-pub use error::AuthError;
+pub use error::{AuthError, CacheProblem};
 pub use provider::TokenProvider;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
 

@@ -54,7 +54,7 @@ impl TokenProvider {
     pub fn new(config: &Config, http: reqwest::Client) -> Result<Self, AuthError> {
         let settings = Settings::from_config(config)?;
         let authority = Authority::new(config, http)?;
-        settings.file.check_permissions()?;
+        settings.file.check()?;
         let (token, state) = initial_state(&settings);
         Ok(Self {
             inner: Arc::new(Inner {

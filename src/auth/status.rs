@@ -202,7 +202,7 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
         removed_entries: 0,
         cache_path: settings.file.path().to_owned(),
     };
-    settings.file.check_permissions()?;
+    settings.file.check()?;
     if !settings.file.path().exists() {
         return Ok(outcome);
     }

@@ -72,11 +72,13 @@ pub enum SyncError {
 
 impl SyncError {
     /// The CLI's exit code: 75 (EX_TEMPFAIL) when another sync runs, 77 (EX_NOPERM)
-    /// when a sign-in is required, 1 otherwise.
+    /// when a sign-in is required, 78 (EX_CONFIG) for a sign-in setting or token cache
+    /// the operator must fix, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             SyncError::AnotherSyncRunning => 75,
             SyncError::SignInRequired { .. } => 77,
+            SyncError::Auth(e) | SyncError::Api(PcError::Auth(e)) if e.exit_code() == 78 => 78,
             _ => 1,
         }
     }
