@@ -230,4 +230,78 @@ mod tests {
             "$filter=updatedDateTime%20ge%202025-01-15T08%3A02%3A51.1200000Z&$orderby=createdDateTime%20asc&$top=50"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::resolve_next_link;
+
+        const BASES: [&str; 3] = [
+            "https://api.partner.microsoft.com/v1.0",
+            "http://127.0.0.1:8123/v1.0/",
+            "https://proxy.example:8443/pc/v1.0",
+        ];
+
+        /// Whatever a nextLink names, the request goes to the configured API's collection.
+        fn assert_on_base(url: &url::Url, base: &str) -> Result<(), TestCaseError> {
+            let base = url::Url::parse(base).expect("base parses");
+            prop_assert_eq!(url.scheme(), base.scheme());
+            prop_assert_eq!(url.host_str(), base.host_str());
+            prop_assert_eq!(url.port_or_known_default(), base.port_or_known_default());
+            prop_assert_eq!(
+                url.path(),
+                format!(
+                    "{}/engagements/referrals",
+                    base.path().trim_end_matches('/')
+                )
+            );
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn a_link_with_a_query_keeps_it_byte_for_byte_on_the_configured_url(
+                base in prop::sample::select(BASES.to_vec()),
+                scheme in prop::sample::select(vec!["http", "https", "ftp", "javascript"]),
+                host in "[a-z0-9.-]{0,20}(:[0-9]{1,5})?(@[a-z.]{1,10})?",
+                path in "(/[a-zA-Z0-9._~%-]{0,10}){0,4}",
+                query in "[A-Za-z0-9$=&%._~+/:@!,;()*?-]{1,60}",
+                fragment in proptest::option::of("[a-z0-9]{0,10}"),
+            ) {
+                let mut link = format!("{scheme}://{host}{path}?{query}");
+                if let Some(f) = fragment {
+                    link.push('#');
+                    link.push_str(&f);
+                }
+                let (url, kept, _) = resolve_next_link(base, &link).expect("a query is enough");
+                assert_on_base(&url, base)?;
+                prop_assert_eq!(&kept, &query);
+                prop_assert_eq!(url.query(), Some(query.as_str()));
+                prop_assert_eq!(url.fragment(), None);
+            }
+
+            #[test]
+            fn any_text_resolves_on_the_configured_url_or_is_refused(
+                base in prop::sample::select(BASES.to_vec()),
+                link in ".{0,120}",
+            ) {
+                match resolve_next_link(base, &link) {
+                    Ok((url, _, _)) => assert_on_base(&url, base)?,
+                    Err(e) => prop_assert!(
+                        matches!(e, crate::partner_center::PcError::BadNextLink { .. }),
+                        "{}",
+                        e
+                    ),
+                }
+            }
+
+            #[test]
+            fn a_link_without_a_query_is_refused(
+                base in prop::sample::select(BASES.to_vec()),
+                link in "[^?#]{0,60}(\\?)?(#.{0,10})?",
+            ) {
+                prop_assert!(resolve_next_link(base, &link).is_err());
+            }
+        }
+    }
 }

@@ -17,6 +17,8 @@ mod select;
 mod write;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use secrecy::SecretString;
