@@ -255,7 +255,7 @@ fn daemon_exit_code(e: &DaemonError) -> u8 {
     match e {
         DaemonError::Config(_) => exit::CONFIG,
         DaemonError::Auth(a) if a.is_sign_in_required() => exit::SIGN_IN_REQUIRED,
-        DaemonError::Auth(crate::auth::AuthError::Configuration { .. }) => exit::CONFIG,
+        DaemonError::Auth(a) if a.exit_code() == exit::CONFIG => exit::CONFIG,
         _ => exit::FAILURE,
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use partner_center_sync::auth::{self, AuthError, AuthState, TokenProvider};
 use partner_center_sync::config::Config;
-use pc_emulator::{Emulator, EmulatorConfig, PathKind, TokenResponse};
+use pc_emulator::{Emulator, EmulatorConfig, PathKind, Redirect, Service, TokenResponse};
 use serde_json::{Value, json};
 
 const SCOPE: &str = "https://api.partner.microsoft.com/user_impersonation";
@@ -726,7 +726,7 @@ async fn invalid_grant_rereads_the_cache_and_retries_with_a_token_another_proces
     let p = provider(&s);
 
     // Another process holds the cache lock, about to write a login with a good token.
-    let lock = auth::lock::CacheLock::acquire(&s.cache, Duration::ZERO).expect("lock");
+    let lock = auth::cache_lock::CacheLock::acquire(&s.cache, Duration::ZERO).expect("lock");
     let task = tokio::spawn({
         let p = p.clone();
         async move { p.access_token().await }
@@ -1246,4 +1246,403 @@ async fn cli_login_exits_nonzero_on_decline_130_on_ctrl_c_and_78_on_a_bad_client
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A second loopback server, where the emulator's redirects point. It records every
+/// connection and byte and answers like a willing impostor (a token, a page with a foreign
+/// referral), so a client that followed a redirect is caught whatever it did next.
+struct Trap {
+    url: String,
+    received: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Trap {
+    async fn start() -> Trap {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("trap binds");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (bytes, count) = (received.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let bytes = bytes.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf));
+                    if let Ok(Ok(n)) = read.await {
+                        bytes.lock().expect("trap").extend_from_slice(&buf[..n]);
+                    }
+                    let body = r#"{"access_token":"impostor","token_type":"Bearer","expires_in":3600,"value":[{"id":"foreign-referral"}]}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Trap {
+            url,
+            received,
+            connections,
+            task,
+        }
+    }
+
+    /// Nothing connected; says how much arrived otherwise, without printing it (secrets).
+    fn assert_untouched(&self) {
+        let connections = self.connections.load(std::sync::atomic::Ordering::SeqCst);
+        let bytes = self.received.lock().expect("trap").len();
+        assert!(
+            connections == 0 && bytes == 0,
+            "the client followed the redirect: {connections} connection(s), {bytes} bytes"
+        );
+    }
+}
+
+impl Drop for Trap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The real binary's `command` against this emulator and `db`, configured through the
+/// environment as under systemd.
+fn cli_with_db(s: &Setup, db: &support::TestDb, command: &str) -> std::process::Command {
+    let mut c = support::command();
+    c.arg(command)
+        .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+        .env(
+            "HUNTER_PARTNER_CENTER_CLIENT_ID",
+            s.config.client_id.as_deref().expect("client id"),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_TENANT_ID",
+            s.config.tenant_id.as_deref().expect("tenant"),
+        )
+        .env(
+            "HUNTER_PARTNER_CENTER_AUTHORITY_URL",
+            s.config.authority_url.as_str(),
+        )
+        .env("HUNTER_PARTNER_CENTER_API_URL", s.config.api_url.as_str())
+        .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &s.cache)
+        .env("HUNTER_PARTNER_CENTER_RETRY_MAX_DELAY", "1")
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+async fn count(db: &support::TestDb, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&db.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn a_307_from_identity_is_not_followed_so_no_secret_reaches_the_other_port() {
+    let secret = "emulator-client-secret-value-0123456789";
+    let s = setup(EmulatorConfig {
+        client_secret: Some(secret.into()),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let tokens = s.emulator.issue_tokens();
+    // Expired: the run has to redeem the refresh token first.
+    write_private(&s.cache, &msal_fixture(&s, &tokens, now() - 60));
+    let before = std::fs::read(&s.cache).expect("cache");
+    let trap = Trap::start().await;
+    s.emulator.set_redirects(vec![Redirect {
+        service: Service::Identity,
+        status: 307,
+        to: trap.url.clone(),
+    }]);
+    let db = support::TestDb::new().await;
+    let mut cli = cli_with_db(&s, &db, "sync");
+    cli.env("HUNTER_PARTNER_CENTER_CLIENT_SECRET", secret);
+    let out = finish(cli.spawn().expect("binary starts")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let location = format!("{}/{}/oauth2/v2.0/token", trap.url, s.emulator.tenant_id());
+    assert!(
+        stderr.contains(&format!("HTTP 307 redirect to {location}, not followed")),
+        "{stderr}"
+    );
+    trap.assert_untouched();
+    assert_eq!(
+        s.emulator.stats().requests_with(PathKind::Token, 307),
+        1,
+        "not retried within the run, like any other non-transient failure"
+    );
+    assert_eq!(
+        std::fs::read(&s.cache).expect("cache"),
+        before,
+        "the cache is unchanged"
+    );
+    let refresh_token = tokens.refresh_token.as_deref().expect("refresh token");
+    assert!(!stderr.contains(secret) && !stderr.contains(refresh_token));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM partner_center_referrals").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_302_from_the_api_is_not_followed_so_no_token_leaves_and_no_foreign_row_arrives() {
+    let s = setup(EmulatorConfig::default()).await;
+    let tokens = s.emulator.issue_tokens();
+    write_private(&s.cache, &msal_fixture(&s, &tokens, now() + 3000));
+    let trap = Trap::start().await;
+    s.emulator.set_redirects(vec![Redirect {
+        service: Service::Referrals,
+        status: 302,
+        to: trap.url.clone(),
+    }]);
+    let db = support::TestDb::new().await;
+    let out = finish(cli_with_db(&s, &db, "sync").spawn().expect("binary starts")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let location = format!("{}/v1.0/engagements/referrals?", trap.url);
+    assert!(
+        stderr.contains("with a 302 redirect to") && stderr.contains(&location),
+        "{stderr}"
+    );
+    trap.assert_untouched();
+    assert!(!stderr.contains(&tokens.access_token));
+    assert_eq!(
+        s.emulator
+            .stats()
+            .requests_with(PathKind::ReferralList, 302),
+        1,
+        "not retried within the run"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM partner_center_referrals").await,
+        0,
+        "no foreign data"
+    );
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs")
+            .fetch_one(&db.pool)
+            .await
+            .expect("the run is recorded");
+    assert_eq!(status, "failed");
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains(&location)),
+        "{error:?}"
+    );
+
+    // The switch off, the next run syncs as usual.
+    s.emulator.set_redirects(Vec::new());
+    let out = finish(cli_with_db(&s, &db, "sync").spawn().expect("binary starts")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// The real daemon, `run`, over `db`, for what it does at start-up.
+async fn run_daemon(s: &Setup, db: &support::TestDb) -> std::process::Output {
+    let mut c = cli_with_db(s, db, "run");
+    c.env("HUNTER_PARTNER_CENTER_LISTEN", "127.0.0.1:0");
+    finish(c.spawn().expect("binary starts")).await
+}
+
+#[tokio::test]
+async fn a_refused_token_cache_stops_the_daemon_with_78_which_systemd_does_not_restart() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/partner-center-sync.service"
+    ))
+    .expect("unit file");
+    let prevented: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("RestartPreventExitStatus="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    assert!(prevented.contains(&"78"), "{prevented:?}");
+
+    let s = setup(EmulatorConfig::default()).await;
+    let tokens = s.emulator.issue_tokens();
+    let db = support::TestDb::new().await;
+    write_private(&s.cache, &msal_fixture(&s, &tokens, now() + 3000));
+    std::fs::set_permissions(&s.cache, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = run_daemon(&s, &db).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("chmod 600 {}", s.cache.display())),
+        "{stderr}"
+    );
+
+    std::fs::set_permissions(&s.cache, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let limit = 10 * 1024 * 1024;
+    std::fs::File::options()
+        .write(true)
+        .open(&s.cache)
+        .expect("open")
+        .set_len(limit + 1)
+        .expect("grow the cache past the limit");
+    let out = run_daemon(&s, &db).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes, over the 10 MiB limit", limit + 1)),
+        "{stderr}"
+    );
+    let out = finish(cli_with_db(&s, &db, "sync").spawn().expect("binary starts")).await;
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_symlinked_cache_is_refused_by_every_command_and_left_as_it_is() {
+    let s = setup(EmulatorConfig::default()).await;
+    let tokens = s.emulator.issue_tokens();
+    let real = s
+        .cache
+        .parent()
+        .and_then(Path::parent)
+        .expect("dir")
+        .join("elsewhere")
+        .join("msal_token_cache.json");
+    write_private(&real, &msal_fixture(&s, &tokens, now() + 3000));
+    std::fs::create_dir_all(s.cache.parent().expect("dir")).expect("dir");
+    std::os::unix::fs::symlink(&real, &s.cache).expect("symlink");
+    let before = std::fs::read(&real).expect("target");
+    let refusal = format!("is a symbolic link to {}", real.display());
+
+    let out = finish(spawn_cli(&s, &["login"], "info")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&refusal) && stderr.contains(&s.cache.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(s.emulator.stats().device_codes_issued, 0);
+
+    let out = finish(spawn_cli(&s, &["logout"], "info")).await;
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    let out = finish(spawn_cli(&s, &["status"], "info")).await;
+    assert!(
+        text(&out.stdout).contains(&refusal),
+        "{}",
+        text(&out.stdout)
+    );
+    let db = support::TestDb::new().await;
+    let out = run_daemon(&s, &db).await;
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+
+    let link = std::fs::symlink_metadata(&s.cache).expect("link");
+    assert!(link.file_type().is_symlink(), "the link was not replaced");
+    assert_eq!(std::fs::read(&real).expect("target"), before);
+}
+
+/// Every file in `dir` with its bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("meta");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+                meta.modified().expect("mtime"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn status_reports_a_corrupt_cache_and_changes_nothing_on_disk() {
+    let s = setup(EmulatorConfig::default()).await;
+    let out = finish(spawn_cli(&s, &["status"], "info")).await;
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(
+        !s.cache.parent().expect("dir").exists(),
+        "status creates no directory"
+    );
+
+    let dir = s.cache.parent().expect("dir");
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::write(&s.cache, "{\"AccessToken\": {").expect("torn file");
+    std::fs::set_permissions(&s.cache, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let before = snapshot(dir);
+    let out = finish(spawn_cli(&s, &["status"], "info")).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("could not be parsed") && stdout.contains("left as it is"),
+        "{stdout}"
+    );
+    let out = finish(spawn_cli(&s, &["status", "--json"], "info")).await;
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["auth"]["sign_in_required"], true);
+    assert_eq!(snapshot(dir), before, "nothing moved, created or rewritten");
+}
+
+#[tokio::test]
+async fn login_waits_for_a_held_cache_lock_and_then_saves_the_completed_sign_in() {
+    let s = setup(EmulatorConfig::default()).await;
+    let child = spawn_cli(&s, &["login"], "info");
+    for _ in 0..400 {
+        if !s.emulator.pending_user_codes().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Another process (this test, as a daemon refreshing would) holds the lock while the
+    // operator completes the sign-in, and keeps it past the lock timeout.
+    let lock = auth::cache_lock::CacheLock::acquire(&s.cache, Duration::from_secs(5))
+        .expect("lock after the login's own check");
+    decide(&s.emulator, true).await;
+    for _ in 0..400 {
+        if s.emulator.stats().tokens_issued > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(s.emulator.stats().tokens_issued, 1, "the sign-in completed");
+    tokio::time::sleep(auth::cache_lock::LOCK_TIMEOUT + Duration::from_secs(3)).await;
+    assert!(
+        !s.cache.exists(),
+        "nothing is written while the lock is held"
+    );
+    drop(lock);
+    let out = finish(child).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("is locked by another process") && stderr.contains("waiting to save"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains(&format!("Signed in as {USERNAME}")));
+    assert!(!auth::status(&s.config).expect("status").sign_in_required);
+}
+
+#[tokio::test]
+async fn login_stops_before_the_device_flow_when_the_cache_lock_stays_taken() {
+    let s = setup(EmulatorConfig::default()).await;
+    std::fs::create_dir_all(s.cache.parent().expect("dir")).expect("dir");
+    let lock = auth::cache_lock::CacheLock::acquire(&s.cache, Duration::ZERO).expect("lock");
+    let out = finish(spawn_cli(&s, &["login"], "info")).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("is locked by another process"), "{stderr}");
+    assert_eq!(
+        s.emulator.stats().device_codes_issued,
+        0,
+        "no sign-in was started that could not be saved"
+    );
+    drop(lock);
 }

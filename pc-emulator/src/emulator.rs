@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::EmulatorConfig;
 use crate::faults::{FaultEngine, FaultSpec};
 use crate::identity::TokenResponse;
+use crate::redirect::Redirect;
 use crate::server::{self, KillSwitch, KillableListener};
 use crate::state::Shared;
 use crate::stats::Stats;
@@ -204,6 +205,12 @@ impl Emulator {
     pub fn set_faults(&self, faults: FaultSpec) {
         self.shared
             .replace_faults(FaultEngine::new(faults, self.shared.config.seed));
+    }
+
+    /// Replaces the redirect switches: every request to a listed service is answered with that
+    /// redirect instead; an empty list answers normally again.
+    pub fn set_redirects(&self, redirects: Vec<Redirect>) {
+        *self.shared.redirects() = redirects;
     }
 
     /// Stops accepting, lets in-flight requests finish (at most 5 s), then returns.

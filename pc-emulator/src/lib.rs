@@ -22,6 +22,7 @@
 //! - `odata`: `$filter`, `$orderby`, `$top` and `$skiptoken` parsing.
 //! - `referrals`: the `/v1.0/engagements/referrals` endpoints.
 //! - `faults`: the fault spec grammar and the fault engine.
+//! - `redirect`: switches that answer a service with a 3xx to another address.
 //! - `stats`: request and token statistics.
 //! - `control`: the `/_emulator/` control endpoints and the `/devicelogin` page.
 
@@ -34,6 +35,7 @@ mod faults;
 mod identity;
 mod identity_http;
 mod odata;
+mod redirect;
 mod referrals;
 mod rng;
 mod server;
@@ -47,4 +49,5 @@ pub use config::EmulatorConfig;
 pub use emulator::{Emulator, MAX_REFERRALS};
 pub use faults::{FaultRule, FaultSpec, FaultSpecError, Trigger};
 pub use identity::TokenResponse;
+pub use redirect::{Redirect, Service};
 pub use stats::{PathKind, Stats};

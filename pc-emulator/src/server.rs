@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::state::Shared;
 use crate::stats::PathKind;
-use crate::{control, identity_http, referrals};
+use crate::{control, identity_http, redirect, referrals};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -44,6 +44,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1.0/engagements/referrals/{id}", get(referrals::get_one))
         .merge(control::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            redirect::redirect,
+        ))
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
 }

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::config::EmulatorConfig;
 use crate::faults::FaultEngine;
 use crate::identity::Identity;
+use crate::redirect::Redirect;
 use crate::stats::StatsCollector;
 use crate::store::ReferralStore;
 
@@ -16,6 +17,7 @@ pub(crate) struct Shared {
     identity: Mutex<Identity>,
     store: RwLock<ReferralStore>,
     faults: Mutex<FaultEngine>,
+    redirects: Mutex<Vec<Redirect>>,
     pub stats: StatsCollector,
 }
 
@@ -25,6 +27,7 @@ impl Shared {
             identity: Mutex::new(Identity::new(&config, &base_url)),
             faults: Mutex::new(FaultEngine::new(config.faults.clone(), config.seed)),
             store: RwLock::new(store),
+            redirects: Mutex::new(Vec::new()),
             stats: StatsCollector::default(),
             base_url,
             config,
@@ -56,5 +59,9 @@ impl Shared {
 
     pub fn replace_faults(&self, engine: FaultEngine) {
         *self.faults() = engine;
+    }
+
+    pub fn redirects(&self) -> MutexGuard<'_, Vec<Redirect>> {
+        self.redirects.lock().expect("redirect lock poisoned")
     }
 }

@@ -1,17 +1,24 @@
-//! The token cache on disk: private modes, atomic replacement, corrupt files set aside.
+//! The token cache on disk: private modes, a size limit, no symlinks, atomic replacement,
+//! corrupt files set aside.
 //!
 //! MSAL's own persistence truncates and rewrites the file in place, so a crash or a
 //! concurrent reader can meet a torn file; we write a temporary file in the same
 //! directory and rename it over the cache instead (identity reference, section 5).
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
+use std::fs::{DirBuilder, File, Metadata, OpenOptions};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::AuthError;
 use super::cache::TokenCache;
-use super::lock::{CacheLock, LOCK_TIMEOUT, LockError};
+use super::cache_lock::{CacheLock, LOCK_TIMEOUT, LockError, lock_path};
+use super::{AuthError, CacheProblem};
+
+/// The largest cache file read. An MSAL cache holds a few KB per login; rewriting a
+/// 100 MB one took over 400 MB, past the unit's `MemoryMax`, so the daemon was killed and
+/// restarted in a loop instead of saying what is wrong.
+pub const MAX_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What is on disk.
 #[derive(Debug)]
@@ -20,6 +27,16 @@ pub enum Contents {
     Parsed(TokenCache),
     /// Not an MSAL cache; carries why.
     Corrupt(String),
+}
+
+/// The outcome of waiting for the lock.
+#[derive(Debug)]
+pub enum Locking {
+    Held(CacheLock),
+    /// Another live process still holds it; carries its `"<pid> <name>"`.
+    Busy {
+        holder: String,
+    },
 }
 
 /// The cache file and its lock file.
@@ -43,29 +60,24 @@ impl CacheFile {
         AuthError::Cache {
             path: self.path.clone(),
             message: message.into(),
+            problem: CacheProblem::Io,
         }
     }
 
-    /// Refuses a cache other users can read or write: refresh tokens in it are as good as
-    /// the operator's sign-in for up to 90 days.
-    pub fn check_permissions(&self) -> Result<(), AuthError> {
-        match std::fs::metadata(&self.path) {
-            Ok(meta) => {
-                if !meta.is_file() {
-                    return Err(
-                        self.error("is not a regular file; point `token_cache` at a file path")
-                    );
-                }
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(self.error(format!(
-                        "is accessible to other users (mode {mode:04o}); it holds sign-in tokens and must be private: \
-                         run `chmod 600 {}`, and sign in again with `partner-center-sync login --force` if others may have read it",
-                        self.path.display()
-                    )));
-                }
-                Ok(())
-            }
+    fn refused(&self, message: impl Into<String>) -> AuthError {
+        AuthError::Cache {
+            path: self.path.clone(),
+            message: message.into(),
+            problem: CacheProblem::Refused,
+        }
+    }
+
+    /// Refuses a cache that cannot be used safely as it is; a missing one is fine. See
+    /// [`check_metadata`](Self::check_metadata) for what is refused and why.
+    pub fn check(&self) -> Result<(), AuthError> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.file_type().is_symlink() => Err(self.symlink_refused()),
+            Ok(meta) => self.check_metadata(&meta),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.error(format!(
                 "cannot be inspected: {e}; check the directory's permissions"
@@ -73,50 +85,126 @@ impl CacheFile {
         }
     }
 
-    /// Reads without the lock (as MSAL readers do); callers lock before writing.
+    /// A symlink is refused rather than followed: saving renames a new file over the
+    /// cache's path, which would replace the link and leave its target with old tokens,
+    /// and writing through the link would put refresh tokens wherever it points.
+    fn symlink_refused(&self) -> AuthError {
+        let target = std::fs::read_link(&self.path).map_or_else(
+            |_| "a target that cannot be read".to_owned(),
+            |t| t.display().to_string(),
+        );
+        self.refused(format!(
+            "is a symbolic link to {target}, which is not followed: saving replaces the file at this path, \
+             so the link would be lost and its target keep old tokens. Set `token_cache` to the real file ({target}) \
+             or replace the link with the file itself"
+        ))
+    }
+
+    /// Not a regular file, readable or writable by other users (its refresh tokens are as
+    /// good as the operator's sign-in for up to 90 days), or larger than
+    /// [`MAX_CACHE_BYTES`].
+    fn check_metadata(&self, meta: &Metadata) -> Result<(), AuthError> {
+        if !meta.is_file() {
+            return Err(self.refused("is not a regular file; point `token_cache` at a file path"));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(self.refused(format!(
+                "is accessible to other users (mode {mode:04o}); it holds sign-in tokens and must be private: \
+                 run `chmod 600 {}`, and sign in again with `partner-center-sync login --force` if others may have read it",
+                self.path.display()
+            )));
+        }
+        if meta.len() > MAX_CACHE_BYTES {
+            return Err(self.too_large(meta.len()));
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, bytes: u64) -> AuthError {
+        self.refused(format!(
+            "is {bytes} bytes, over the {} MiB limit; a token cache holds a few KB per login, so this file is not one \
+             that can be used: move it aside and sign in again with `partner-center-sync login`",
+            MAX_CACHE_BYTES / (1024 * 1024)
+        ))
+    }
+
+    /// Reads without the lock (as MSAL readers do); callers lock before writing. The file
+    /// is opened without following a symlink and checked on the open descriptor, so it
+    /// cannot be swapped between the check and the read; `O_NONBLOCK` keeps a FIFO from
+    /// hanging the open.
     pub fn read(&self) -> Result<Contents, AuthError> {
-        self.check_permissions()?;
-        match std::fs::read(&self.path) {
-            Ok(bytes) => match std::str::from_utf8(&bytes) {
-                Ok(text) => Ok(match TokenCache::parse(text) {
-                    Ok(cache) => Contents::Parsed(cache),
-                    Err(why) => Contents::Corrupt(why),
-                }),
-                Err(_) => Ok(Contents::Corrupt(
-                    "not UTF-8 text (an encrypted MSAL cache must be exported first)".into(),
-                )),
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::Missing),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(self.symlink_refused()),
+            Err(e) => return Err(self.unreadable(&e)),
+        };
+        let meta = file.metadata().map_err(|e| self.unreadable(&e))?;
+        self.check_metadata(&meta)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_CACHE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.unreadable(&e))?;
+        if bytes.len() as u64 > MAX_CACHE_BYTES {
+            return Err(self.too_large(bytes.len() as u64));
+        }
+        Ok(match std::str::from_utf8(&bytes) {
+            Ok(text) => match TokenCache::parse(text) {
+                Ok(cache) => Contents::Parsed(cache),
+                Err(why) => Contents::Corrupt(why),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Contents::Missing),
-            Err(e) => Err(self.error(format!(
-                "cannot be read: {e}; check that the service user owns it"
-            ))),
+            Err(_) => Contents::Corrupt(
+                "not UTF-8 text (an encrypted MSAL cache must be exported first)".into(),
+            ),
+        })
+    }
+
+    fn unreadable(&self, e: &std::io::Error) -> AuthError {
+        self.error(format!(
+            "cannot be read: {e}; check that the service user owns it"
+        ))
+    }
+
+    /// Takes the cross-process lock, waiting up to [`LOCK_TIMEOUT`] for other writers
+    /// (blocking); a holder that keeps it longer is reported as a transient failure.
+    pub fn lock(&self) -> Result<CacheLock, AuthError> {
+        match self.lock_within(LOCK_TIMEOUT)? {
+            Locking::Held(lock) => Ok(lock),
+            Locking::Busy { holder } => Err(AuthError::Transient {
+                message: format!(
+                    "the token cache {} is locked by another process ({holder}) for more than {} s; \
+                     if no such process is running, delete {}",
+                    self.path.display(),
+                    LOCK_TIMEOUT.as_secs(),
+                    lock_path(&self.path).display()
+                ),
+            }),
         }
     }
 
-    /// Takes the cross-process lock, waiting for other writers (blocking). Creates the
-    /// directory (0700) first: the lock file lives next to the cache.
-    pub fn lock(&self) -> Result<CacheLock, AuthError> {
+    /// Takes the lock, waiting up to `wait` (blocking). Creates the directory (0700)
+    /// first: the lock file lives next to the cache.
+    pub fn lock_within(&self, wait: Duration) -> Result<Locking, AuthError> {
         self.ensure_dir()?;
-        CacheLock::acquire(&self.path, LOCK_TIMEOUT).map_err(|e| match e {
-            LockError::Busy { holder } => AuthError::Transient {
-                message: format!(
-                    "the token cache {} is locked by another process ({}) for more than {} s; \
-                     if no such process is running, delete {}",
-                    self.path.display(),
-                    if holder.is_empty() {
-                        "unknown"
-                    } else {
-                        &holder
-                    },
-                    LOCK_TIMEOUT.as_secs(),
-                    super::lock::lock_path(&self.path).display()
-                ),
-            },
-            LockError::Io(e) => self.error(format!(
+        match CacheLock::acquire(&self.path, wait) {
+            Ok(lock) => Ok(Locking::Held(lock)),
+            Err(LockError::Busy { holder }) => Ok(Locking::Busy {
+                holder: if holder.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    holder
+                },
+            }),
+            Err(LockError::Io(e)) => Err(self.error(format!(
                 "its lock file {} cannot be created: {e}; check the directory's permissions",
-                super::lock::lock_path(&self.path).display()
-            )),
-        })
+                lock_path(&self.path).display()
+            ))),
+        }
     }
 
     /// Reads for use: a corrupt file is re-read under the lock (a writer without atomic
@@ -312,5 +400,86 @@ mod tests {
             "{aside:?}"
         );
         assert!(CacheFile::new(&path).load().expect("now missing").is_none());
+    }
+
+    fn private_file(path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    fn assert_refused(err: &AuthError, needle: &str) {
+        assert!(
+            matches!(
+                err,
+                AuthError::Cache {
+                    problem: CacheProblem::Refused,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.exit_code(), 78, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+
+    #[test]
+    fn a_cache_readable_by_others_is_a_configuration_problem() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = root.path().join("cache.json");
+        private_file(&path, "{}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert_refused(
+            &CacheFile::new(&path).check().expect_err("refused"),
+            "chmod 600",
+        );
+    }
+
+    #[test]
+    fn a_symlinked_cache_is_refused_naming_the_link_and_its_target() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let target = root.path().join("real.json");
+        private_file(&target, "{}");
+        let link = root.path().join("cache.json");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let file = CacheFile::new(&link);
+        for err in [
+            file.check().expect_err("check"),
+            file.read().expect_err("read"),
+        ] {
+            assert_refused(&err, &target.display().to_string());
+            assert!(
+                err.to_string().contains(&link.display().to_string()),
+                "{err}"
+            );
+        }
+        let dangling = root.path().join("dangling.json");
+        std::os::unix::fs::symlink(root.path().join("nowhere"), &dangling).expect("symlink");
+        assert_refused(
+            &CacheFile::new(&dangling).read().expect_err("dangling"),
+            "symbolic link",
+        );
+    }
+
+    #[test]
+    fn a_cache_over_the_size_limit_is_refused_before_it_is_read() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = root.path().join("cache.json");
+        private_file(&path, "");
+        File::options()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(MAX_CACHE_BYTES + 1)
+            .expect("sparse file");
+        let file = CacheFile::new(&path);
+        assert_refused(&file.check().expect_err("check"), "10485761 bytes");
+        assert_refused(&file.read().expect_err("read"), "over the 10 MiB limit");
+        File::options()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(MAX_CACHE_BYTES)
+            .expect("at the limit");
+        assert!(matches!(file.read().expect("read"), Contents::Corrupt(_)));
     }
 }

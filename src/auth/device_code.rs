@@ -10,6 +10,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::cache::{NewAccount, TokenCache, TokenGrant};
+use super::cache_file::Locking;
+use super::cache_lock::{CacheLock, LOCK_TIMEOUT};
 use super::oauth::{Authority, Class, DEVICE_CODE_GRANT, DeviceCode, TokenResponse};
 use super::{AuthError, Settings, TokenProvider, blocking, unix_to_utc};
 use crate::config::Config;
@@ -62,7 +64,7 @@ impl std::fmt::Display for LoginOutcome {
 /// and Ctrl-C end the flow without touching the cache.
 pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthError> {
     let settings = Settings::from_config(config)?;
-    settings.file.check_permissions()?;
+    settings.file.check()?;
     let http = crate::outbound::http_client(config).map_err(|e| AuthError::Internal {
         message: format!("the HTTP client cannot be built: {e}"),
     })?;
@@ -75,6 +77,9 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
                 return Ok(Step::AlreadySignedIn(outcome));
             }
         }
+        // A lock nobody releases is found now, before the operator signs in, not after.
+        let file = settings.file.clone();
+        blocking(move || file.lock().map(drop)).await?;
         let code = authority
             .start_device_code()
             .await
@@ -100,6 +105,30 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
     match step {
         Step::AlreadySignedIn(outcome) => Ok(outcome),
         Step::SignedIn(response) => save_sign_in(settings, &authority, response).await,
+    }
+}
+
+/// The lock for saving a completed sign-in, however long another process holds it: giving
+/// up would throw away a sign-in the operator just finished, MFA included.
+async fn wait_for_lock(settings: &Settings) -> Result<CacheLock, AuthError> {
+    let mut told = false;
+    loop {
+        let file = settings.file.clone();
+        match blocking(move || file.lock_within(LOCK_TIMEOUT)).await? {
+            Locking::Held(lock) => return Ok(lock),
+            Locking::Busy { holder } => {
+                tracing::warn!(event = "login_save_waiting", holder = %holder,
+                    "The sign-in is complete but the token cache is locked by another process; waiting to save it.");
+                if !told {
+                    eprintln!(
+                        "Signed in, but the token cache {} is locked by another process ({holder}); \
+                         waiting to save the sign-in. Ctrl-C gives up, and the sign-in is then not saved.",
+                        settings.file.path().display()
+                    );
+                    told = true;
+                }
+            }
+        }
     }
 }
 
@@ -234,6 +263,14 @@ async fn save_sign_in(
             message: "the sign-in returned no refresh token; check that `offline_access` is allowed for the app".into(),
         });
     }
+    // Waiting for the lock may be given up with Ctrl-C; the save itself is not interrupted.
+    let lock = tokio::select! {
+        lock = wait_for_lock(&settings) => lock?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!(event = "login_cancelled", "Sign-in cancelled while waiting for the token cache lock; it was not saved.");
+            return Err(AuthError::LoginCancelled);
+        }
+    };
     let now = Utc::now().timestamp();
     let expires_in = response.expires_in.unwrap_or(600);
     let cache_path = settings.file.path().to_owned();
@@ -257,7 +294,7 @@ async fn save_sign_in(
             username: &id.username,
             account_source: DEVICE_CODE_GRANT,
         };
-        let _lock = settings.file.lock()?;
+        let _lock = lock;
         let mut cache = match settings.file.load_locked() {
             Ok(cache) => cache.unwrap_or_default(),
             // A corrupt file has just been set aside; this login replaces it.

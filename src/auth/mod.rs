@@ -5,11 +5,13 @@
 //! from the refresh token in an MSAL-format cache file that an MSAL app can share.
 //!
 //! - [`cache`]: the MSAL JSON document: keys, selection, writes that keep unknown data.
-//! - [`cache_file`]: the file: 0600/0700, atomic replacement, corrupt files set aside.
-//! - [`lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
+//! - [`cache_file`]: the file: 0600/0700, at most 10 MiB, never a symlink, atomic
+//!   replacement, corrupt files set aside (by writers; `status` only reports).
+//! - [`cache_lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
 //! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
 //! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
-//!   and `logout`; `sign_in_watch`: a `login` by another process, noticed by a long-running one.
+//!   and `logout`; `sign_in_watch`: a `login` by another process, noticed by a long-running one;
+//!   `error`: [`AuthError`] and its exit codes.
 //!
 //! CONTRACT used by the sync engine and the daemon: [`TokenProvider::new`],
 //! [`TokenProvider::access_token`], [`TokenProvider::refresh_after_rejection`],
@@ -18,14 +20,13 @@
 
 pub mod cache;
 pub mod cache_file;
+pub mod cache_lock;
 mod device_code;
-pub mod lock;
+mod error;
 pub mod oauth;
 mod provider;
 mod sign_in_watch;
 mod status;
-
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -35,70 +36,10 @@ use cache::{AccountEntry, ClientScope, TokenCache};
 use cache_file::CacheFile;
 
 pub use device_code::{LoginOutcome, login};
+pub use error::{AuthError, CacheProblem};
 pub use provider::TokenProvider;
 pub use sign_in_watch::SignInWatch;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
-
-/// `sysexits.h` codes, as the daemon and CLI document them.
-const EXIT_NOPERM: u8 = 77;
-const EXIT_TEMPFAIL: u8 = 75;
-const EXIT_CONFIG: u8 = 78;
-/// The shell's convention for a process ended by SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// No usable login: none saved, or the authority refused the refresh token.
-    #[error("Sign-in required: run `partner-center-sync login` ({reason})")]
-    SignInRequired { reason: String },
-    /// Network, timeouts, 5xx, 429, `temporarily_unavailable`: retried, then reported.
-    #[error("The identity service is temporarily unavailable: {message}")]
-    Transient { message: String },
-    /// The app registration or settings are wrong; fatal until `key` is fixed.
-    #[error("Identity configuration problem: {message}; check `{key}`")]
-    Configuration { key: &'static str, message: String },
-    /// The cache file cannot be used as it is (permissions, I/O).
-    #[error("Token cache {path}: {message}")]
-    Cache { path: PathBuf, message: String },
-    #[error(
-        "Sign-in was declined in the browser; nothing was saved. Run `partner-center-sync login` again and approve the request."
-    )]
-    LoginDeclined,
-    #[error(
-        "The sign-in code expired after {minutes} minutes without a completed sign-in; nothing was saved. \
-         Run `partner-center-sync login` again and finish signing in within that time."
-    )]
-    LoginExpired { minutes: u64 },
-    #[error("Sign-in cancelled with Ctrl-C; nothing was saved.")]
-    LoginCancelled,
-    /// An answer from the identity service that fits no documented case.
-    #[error("Unexpected answer from the identity service: {message}")]
-    Protocol { message: String },
-    #[error("Internal error in token handling: {message}")]
-    Internal { message: String },
-}
-
-impl AuthError {
-    /// The process exit code for this failure (sysexits: 77 sign-in required, 75 try
-    /// again later, 78 configuration).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            AuthError::SignInRequired { .. } => EXIT_NOPERM,
-            AuthError::Transient { .. } => EXIT_TEMPFAIL,
-            AuthError::Configuration { .. } => EXIT_CONFIG,
-            AuthError::LoginCancelled => EXIT_INTERRUPTED,
-            _ => 1,
-        }
-    }
-
-    pub fn is_sign_in_required(&self) -> bool {
-        matches!(self, AuthError::SignInRequired { .. })
-    }
-
-    pub fn is_transient(&self) -> bool {
-        matches!(self, AuthError::Transient { .. })
-    }
-}
 
 /// A bearer token; never printed.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::{AccessTokenEntry, AccountEntry, EXPIRY_MARGIN_SECS, TokenGrant};
-use super::oauth::{Authority, Class, Failure, TokenResponse};
+use super::oauth::{Authority, Class, IdentityFailure, TokenResponse};
 use super::{AccessToken, AuthError, AuthState, Settings, blocking, unix_to_utc};
 use crate::config::Config;
 
@@ -54,7 +54,7 @@ impl TokenProvider {
     pub fn new(config: &Config, http: reqwest::Client) -> Result<Self, AuthError> {
         let settings = Settings::from_config(config)?;
         let authority = Authority::new(config, http)?;
-        settings.file.check_permissions()?;
+        settings.file.check()?;
         let (token, state) = initial_state(&settings);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -221,7 +221,7 @@ impl TokenProvider {
     /// the lock and, if it changed, retry once with the new one.
     async fn after_refusal(
         &self,
-        failure: Failure,
+        failure: IdentityFailure,
         account: &AccountEntry,
         used: SecretString,
         rejected: Option<&str>,
@@ -269,7 +269,7 @@ impl TokenProvider {
 
     /// The refresh-token grant, retrying transient failures with jittered exponential
     /// backoff, honouring `Retry-After`, within `retry_max_attempts` and `retry_max_delay`.
-    async fn redeem(&self, refresh_token: &SecretString) -> Result<TokenResponse, Failure> {
+    async fn redeem(&self, refresh_token: &SecretString) -> Result<TokenResponse, IdentityFailure> {
         let mut attempt = 1;
         loop {
             let failure = match self

@@ -1,4 +1,5 @@
-//! `status` (the auth part) and `logout`: read or edit the cache, never the network.
+//! `status` (the auth part) and `logout`: read or edit the cache, never the network;
+//! `status` only reads.
 
 use std::path::PathBuf;
 
@@ -6,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::cache::EXPIRY_MARGIN_SECS;
+use super::cache_file::Contents;
 use super::{AuthError, Settings, unix_to_utc};
 use crate::config::Config;
 
@@ -109,22 +111,26 @@ impl std::fmt::Display for AuthStatusReport {
     }
 }
 
-/// The login as the cache describes it. A corrupt cache is set aside and reported as
-/// needing a sign-in; configuration and permission problems are errors.
+/// The login as the cache describes it, read without the lock and without changing
+/// anything on disk: a corrupt cache is reported as needing a sign-in and left where it
+/// is (a writer sets it aside); configuration and permission problems are errors.
 pub fn status(config: &Config) -> Result<AuthStatusReport, AuthError> {
     let settings = Settings::from_config(config)?;
     let mut report = AuthStatusReport::empty(&settings);
-    let cache = match settings.file.load() {
-        Ok(Some(cache)) => cache,
-        Ok(None) => {
-            report.reason = Some(format!("{} does not exist", settings.file.path().display()));
+    let path = settings.file.path().display();
+    let cache = match settings.file.read()? {
+        Contents::Parsed(cache) => cache,
+        Contents::Missing => {
+            report.reason = Some(format!("{path} does not exist"));
             return Ok(report);
         }
-        Err(AuthError::SignInRequired { reason }) => {
-            report.reason = Some(reason);
+        Contents::Corrupt(why) => {
+            report.reason = Some(format!(
+                "the token cache {path} could not be parsed ({why}); it was left as it is, \
+                 and `login` or the daemon's next use sets it aside"
+            ));
             return Ok(report);
         }
-        Err(e) => return Err(e),
     };
     let account = match settings.select_account(&cache) {
         Ok(account) => account,
@@ -202,7 +208,7 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
         removed_entries: 0,
         cache_path: settings.file.path().to_owned(),
     };
-    settings.file.check_permissions()?;
+    settings.file.check()?;
     if !settings.file.path().exists() {
         return Ok(outcome);
     }

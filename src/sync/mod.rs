@@ -24,7 +24,7 @@ use crate::auth::{AuthError, TokenProvider};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::partner_center::{
-    ApiError, ListQuery, Page, PartnerCenterClient, ReferralPages, RetryBudget,
+    ListQuery, Page, PartnerCenterClient, PcError, ReferralPages, RetryBudget,
 };
 use crate::store::referrals::{self, ReferralRow, WouldBe};
 use crate::store::state::SyncState;
@@ -49,7 +49,7 @@ pub enum SyncError {
     #[error("Sign-in required: {reason}. Run `partner-center-sync login`.")]
     SignInRequired { reason: String },
     #[error(transparent)]
-    Api(ApiError),
+    Api(PcError),
     #[error(transparent)]
     Auth(AuthError),
     #[error(transparent)]
@@ -72,21 +72,23 @@ pub enum SyncError {
 
 impl SyncError {
     /// The CLI's exit code: 75 (EX_TEMPFAIL) when another sync runs, 77 (EX_NOPERM)
-    /// when a sign-in is required, 1 otherwise.
+    /// when a sign-in is required, 78 (EX_CONFIG) for a sign-in setting or token cache
+    /// the operator must fix, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             SyncError::AnotherSyncRunning => 75,
             SyncError::SignInRequired { .. } => 77,
+            SyncError::Auth(e) | SyncError::Api(PcError::Auth(e)) if e.exit_code() == 78 => 78,
             _ => 1,
         }
     }
 }
 
-impl From<ApiError> for SyncError {
-    fn from(e: ApiError) -> Self {
+impl From<PcError> for SyncError {
+    fn from(e: PcError) -> Self {
         match e {
-            ApiError::SignInRequired { reason } => SyncError::SignInRequired { reason },
-            ApiError::Auth(AuthError::SignInRequired { reason }) => {
+            PcError::SignInRequired { reason } => SyncError::SignInRequired { reason },
+            PcError::Auth(AuthError::SignInRequired { reason }) => {
                 SyncError::SignInRequired { reason }
             }
             other => SyncError::Api(other),
@@ -394,7 +396,7 @@ impl SyncEngine {
         budget: &RetryBudget,
         cancel: &CancellationToken,
         deadline: tokio::time::Instant,
-    ) -> Result<Result<(ReferralPages, Page), ApiError>, SyncError> {
+    ) -> Result<Result<(ReferralPages, Page), PcError>, SyncError> {
         let mut pages = self.inner.client.list(&self.query(plan), budget.clone());
         let first = guarded(
             cancel,
@@ -405,7 +407,7 @@ impl SyncEngine {
         .await?;
         Ok(match first {
             Ok(Some(first)) => Ok((pages, first)),
-            Ok(None) => Err(ApiError::BadNextLink {
+            Ok(None) => Err(PcError::BadNextLink {
                 link: "(no first page)".into(),
             }),
             Err(e) => Err(e),
@@ -635,7 +637,7 @@ impl SyncEngine {
         cancel: &CancellationToken,
         deadline: tokio::time::Instant,
     ) -> Pump {
-        let (tx, rx) = mpsc::channel::<Result<Fetched, ApiError>>(CHANNEL_PAGES);
+        let (tx, rx) = mpsc::channel::<Result<Fetched, PcError>>(CHANNEL_PAGES);
         let fetcher = tokio::spawn(fetch_pages(pages, first, tx, self.inner.metrics.clone()));
         Pump {
             rx,
@@ -653,14 +655,14 @@ impl SyncEngine {
 /// The writer's side of a run: batches of the pages that have arrived, one transaction
 /// each. Cancellation and the deadline are checked between batches, never inside one.
 struct Pump {
-    rx: mpsc::Receiver<Result<Fetched, ApiError>>,
+    rx: mpsc::Receiver<Result<Fetched, PcError>>,
     fetcher: tokio::task::JoinHandle<u32>,
     abort: AbortOnDrop,
     cancel: CancellationToken,
     deadline: tokio::time::Instant,
     run_deadline: Duration,
     /// A fetch error that arrived behind good pages: those are written first.
-    pending: Option<ApiError>,
+    pending: Option<PcError>,
     done: bool,
 }
 
@@ -680,7 +682,7 @@ impl Pump {
             next = self.rx.recv() => next,
         };
         let Some(first) = next else {
-            return Err(SyncError::Api(ApiError::BadNextLink {
+            return Err(SyncError::Api(PcError::BadNextLink {
                 link: "(paging stopped before the last page)".into(),
             }));
         };
@@ -722,7 +724,7 @@ impl Drop for AbortOnDrop {
 async fn fetch_pages(
     mut pages: ReferralPages,
     first: Page,
-    tx: mpsc::Sender<Result<Fetched, ApiError>>,
+    tx: mpsc::Sender<Result<Fetched, PcError>>,
     metrics: Metrics,
 ) -> u32 {
     let mut page = first;
