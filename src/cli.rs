@@ -324,7 +324,7 @@ async fn status(config: &config::Config, json: bool) -> Result<(), Failure> {
                         "  #{} {} {} {} queued {} fetched {} inserted {} updated {}{}",
                         r.id,
                         r.trigger,
-                        r.mode,
+                        r.mode_name(),
                         r.status,
                         r.queued_at.format("%Y-%m-%d %H:%M:%S UTC"),
                         r.fetched,

@@ -1,5 +1,9 @@
 //! Run history (`sync_runs`): one row per accepted trigger, counters updated as pages
 //! commit so the UI shows live progress.
+//!
+//! The run vocabulary ([`Trigger`], [`RequestedMode`], [`Mode`], [`RunStatus`]) is stored as
+//! text (the migrations' `CHECK` constraints list the values): each enum encodes as its
+//! lower-case name, the same string serde writes and the CLI prints.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,8 +12,9 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreError;
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
     #[default]
@@ -30,8 +35,10 @@ impl Trigger {
 }
 
 /// What the trigger asked for; the run decides between incremental and full for `Auto`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A queued row holds it in `mode` until the run has decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RequestedMode {
     #[default]
     Auto,
@@ -39,8 +46,9 @@ pub enum RequestedMode {
 }
 
 /// The pass a run actually made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Mode {
     Incremental,
     Full,
@@ -55,8 +63,9 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RunStatus {
     Queued,
     Running,
@@ -92,13 +101,36 @@ impl RunStatus {
     }
 }
 
+/// Display and comparison with text use the stored name, so a row prints and compares
+/// as the database and the API spell it.
+macro_rules! text_like {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    )*};
+}
+
+text_like!(Trigger, Mode, RunStatus);
+
 /// A `sync_runs` row as the HTTP API and the UI show it.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
-    pub trigger: String,
-    pub mode: String,
-    pub status: String,
+    pub trigger: Trigger,
+    /// The pass the run made; `None` until a run asked for `auto` has decided, which the
+    /// column, the API and the CLI spell `auto`.
+    #[serde(serialize_with = "mode_or_auto")]
+    pub mode: Option<Mode>,
+    pub status: RunStatus,
     pub dry_run: bool,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -117,9 +149,20 @@ pub struct RunRow {
     pub pid: Option<i32>,
 }
 
-const COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, \
+const COLUMNS: &str = "id, trigger, NULLIF(mode, 'auto') AS mode, status, dry_run, queued_at, started_at, finished_at, \
      EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
      pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error, host, pid";
+
+impl RunRow {
+    /// The mode as the column holds it: the pass made, or `auto` while undecided.
+    pub fn mode_name(&self) -> &'static str {
+        self.mode.map_or("auto", Mode::as_str)
+    }
+}
+
+fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(mode.map_or("auto", Mode::as_str))
+}
 
 /// Counter increments from one committed batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,12 +183,8 @@ pub async fn create_queued(
     mode: RequestedMode,
     dry_run: bool,
 ) -> Result<i64, StoreError> {
-    let mode = match mode {
-        RequestedMode::Auto => "auto",
-        RequestedMode::Full => "full",
-    };
     let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run) VALUES ($1, $2, 'queued', $3) RETURNING id")
-        .bind(trigger.as_str())
+        .bind(trigger)
         .bind(mode)
         .bind(dry_run)
         .fetch_one(pool)
@@ -171,7 +210,7 @@ pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, Stor
 pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
     sqlx::query("UPDATE sync_runs SET mode = $2 WHERE id = $1")
         .bind(id)
-        .bind(mode.as_str())
+        .bind(mode)
         .execute(pool)
         .await?;
     Ok(())
@@ -210,7 +249,7 @@ pub async fn finish(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
         .bind(id)
-        .bind(status.as_str())
+        .bind(status)
         .bind(error)
         .execute(conn)
         .await?;
@@ -322,4 +361,64 @@ pub fn hostname() -> Option<String> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: impl Serialize) -> String {
+        serde_json::to_string(&v).expect("serialises")
+    }
+
+    #[test]
+    fn serde_and_display_use_the_stored_names() {
+        for t in [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Cli,
+            Trigger::Startup,
+        ] {
+            assert_eq!(json(t), format!("\"{t}\""));
+        }
+        for m in [Mode::Incremental, Mode::Full] {
+            assert_eq!(json(m), format!("\"{m}\""));
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(json(s), format!("\"{s}\""));
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(json(RequestedMode::Auto), "\"auto\"");
+    }
+
+    #[test]
+    fn an_undecided_mode_is_shown_as_auto() {
+        let row = RunRow {
+            id: 3,
+            trigger: Trigger::Manual,
+            mode: None,
+            status: RunStatus::Queued,
+            dry_run: false,
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            duration_seconds: None,
+            pages: 0,
+            fetched: 0,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            marked_missing: 0,
+            parse_errors: 0,
+            error: None,
+            host: None,
+            pid: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&row)).expect("json");
+        assert_eq!(
+            (&v["trigger"], &v["mode"], &v["status"]),
+            (&"manual".into(), &"auto".into(), &"queued".into())
+        );
+        assert_eq!(row.mode_name(), "auto");
+    }
 }
