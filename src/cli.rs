@@ -327,9 +327,9 @@ async fn status(config: &config::Config, json: bool) -> Result<(), Failure> {
                         r.mode_name(),
                         r.status,
                         r.queued_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        r.fetched,
-                        r.inserted,
-                        r.updated,
+                        r.counts.fetched,
+                        r.counts.inserted,
+                        r.counts.updated,
                         r.error
                             .as_deref()
                             .map(|e| format!(" error: {e}"))

@@ -137,13 +137,9 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// Null until the run has both started and finished.
     pub duration_seconds: Option<f64>,
-    pub pages: i32,
-    pub fetched: i32,
-    pub inserted: i32,
-    pub updated: i32,
-    pub unchanged: i32,
-    pub marked_missing: i32,
-    pub parse_errors: i32,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub counts: Counts,
     pub error: Option<String>,
     pub host: Option<String>,
     pub pid: Option<i32>,
@@ -164,16 +160,37 @@ fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok
     s.serialize_str(mode.map_or("auto", Mode::as_str))
 }
 
-/// Counter increments from one committed batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub pages: i64,
-    pub fetched: i64,
-    pub inserted: i64,
-    pub updated: i64,
-    pub unchanged: i64,
-    pub marked_missing: i64,
-    pub parse_errors: i64,
+/// A run's counters. The one set of them: a batch's increments, a run's running totals,
+/// the row's columns, the summary and the live progress all carry this struct.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Counts {
+    #[sqlx(try_from = "i32")]
+    pub pages: u64,
+    #[sqlx(try_from = "i32")]
+    pub fetched: u64,
+    #[sqlx(try_from = "i32")]
+    pub inserted: u64,
+    #[sqlx(try_from = "i32")]
+    pub updated: u64,
+    #[sqlx(try_from = "i32")]
+    pub unchanged: u64,
+    #[sqlx(try_from = "i32")]
+    pub marked_missing: u64,
+    /// Entries the run wrote to `sync_errors`.
+    #[sqlx(try_from = "i32")]
+    pub parse_errors: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.pages += other.pages;
+        self.fetched += other.fetched;
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.marked_missing += other.marked_missing;
+        self.parse_errors += other.parse_errors;
+    }
 }
 
 /// What the HTTP trigger calls so it can answer with the run id before the run starts.
@@ -217,11 +234,7 @@ pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreErr
 }
 
 /// Adds one batch's counts, inside the batch's transaction.
-pub async fn add_progress(
-    conn: &mut PgConnection,
-    id: i64,
-    p: &Progress,
-) -> Result<(), StoreError> {
+pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
              unchanged = unchanged + $6, marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
@@ -350,7 +363,8 @@ pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
         .await?)
 }
 
-fn clamp(n: i64) -> i32 {
+/// The columns are `integer`; a count past that is stored as the maximum.
+fn clamp(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
@@ -403,13 +417,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             duration_seconds: None,
-            pages: 0,
-            fetched: 0,
-            inserted: 0,
-            updated: 0,
-            unchanged: 0,
-            marked_missing: 0,
-            parse_errors: 0,
+            counts: Counts::default(),
             error: None,
             host: None,
             pid: None,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,17 +15,15 @@ use crate::auth::TokenProvider;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store;
+use crate::store::runs::Counts;
 
 /// Live counts, sent after each committed batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Progress {
     pub run_id: Option<i64>,
     pub mode: Option<Mode>,
-    pub pages: u64,
-    pub fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub elapsed_secs: f64,
 }
 
@@ -43,13 +42,8 @@ pub struct RunSummary {
     /// Of `duration_secs`, the time spent in PostgreSQL transactions; the rest is waiting
     /// for Partner Center, which tells an operator where a slow run loses its time.
     pub write_secs: f64,
-    pub pages: u64,
-    pub fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub marked_missing: u64,
-    pub parse_errors: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub retries: u32,
     pub next_links_repaired: u32,
     /// The cursor the next incremental run starts from (minus the overlap).
@@ -77,13 +71,7 @@ impl RunSummary {
             finished_at: now,
             duration_secs: 0.0,
             write_secs: 0.0,
-            pages: 0,
-            fetched: 0,
-            inserted: 0,
-            updated: 0,
-            unchanged: 0,
-            marked_missing: 0,
-            parse_errors: 0,
+            counts: Counts::default(),
             retries: 0,
             next_links_repaired: 0,
             watermark: None,
@@ -94,6 +82,21 @@ impl RunSummary {
             sample_updated: Vec::new(),
             sample_missing: Vec::new(),
         }
+    }
+}
+
+/// `summary.inserted` reads the count, as it did when the fields were the summary's own.
+impl Deref for RunSummary {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl Deref for Progress {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
     }
 }
 
