@@ -30,19 +30,13 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
+use crate::exit::Exit;
 use cache::{AccountEntry, ClientScope, TokenCache};
 use cache_file::CacheFile;
 
 pub use device_code::{LoginOutcome, login};
 pub use provider::TokenProvider;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
-
-/// `sysexits.h` codes, as the daemon and CLI document them.
-const EXIT_NOPERM: u8 = 77;
-const EXIT_TEMPFAIL: u8 = 75;
-const EXIT_CONFIG: u8 = 78;
-/// The shell's convention for a process ended by SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -77,15 +71,18 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The process exit code for this failure (sysexits: 77 sign-in required, 75 try
-    /// again later, 78 configuration).
+    /// The process exit code for this failure.
     pub fn exit_code(&self) -> u8 {
+        self.exit().code()
+    }
+
+    pub fn exit(&self) -> Exit {
         match self {
-            AuthError::SignInRequired { .. } => EXIT_NOPERM,
-            AuthError::Transient { .. } => EXIT_TEMPFAIL,
-            AuthError::Configuration { .. } => EXIT_CONFIG,
-            AuthError::LoginCancelled => EXIT_INTERRUPTED,
-            _ => 1,
+            AuthError::SignInRequired { .. } => Exit::SignInRequired,
+            AuthError::Transient { .. } => Exit::TempFail,
+            AuthError::Configuration { .. } => Exit::Config,
+            AuthError::LoginCancelled => Exit::Interrupted,
+            _ => Exit::Failure,
         }
     }
 

@@ -54,7 +54,6 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -65,6 +64,7 @@ use crate::store::read::{
     self, CompanyQuery, Cursor, Paging, ReferralFilter, ReferralQuery, ReferralSort, SortOrder,
 };
 use crate::store::runs::{self, RunStatus};
+use crate::sync::parse_since;
 
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
@@ -173,16 +173,6 @@ impl Params {
     }
 }
 
-fn parse_since(v: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-}
-
 #[derive(Serialize)]
 struct ReferralList {
     items: Vec<ReferralView>,
@@ -216,9 +206,9 @@ async fn list_referrals(
     )?;
     let updated_since = match p.one("updated_since")? {
         None => None,
-        Some(v) => Some(parse_since(v).ok_or_else(|| {
-            ApiError::bad_param("updated_since", format!("`{v}` is not an RFC 3339 timestamp like 2025-01-15T08:00:00Z or a date like 2025-01-15"))
-        })?),
+        Some(v) => {
+            Some(parse_since(v).map_err(|e| ApiError::bad_param("updated_since", e.to_string()))?)
+        }
     };
     let filter = ReferralFilter {
         statuses: p.list("status")?,
@@ -407,24 +397,4 @@ async fn get_run(
         .ok_or_else(not_found)?;
     let sync_errors = runs::parse_errors(&state.pool, run_id).await?;
     Ok(Json(RunDetail { run, sync_errors }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn updated_since_takes_a_timestamp_or_a_date() {
-        assert_eq!(
-            parse_since("2025-01-15").unwrap().to_rfc3339(),
-            "2025-01-15T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_since("2025-01-15T09:00:00+01:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2025-01-15T08:00:00+00:00"
-        );
-        assert!(parse_since("yesterday").is_none());
-    }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::auth::AuthError;
 use crate::config::ConfigError;
+use crate::exit::Exit;
 use crate::partner_center::ApiError;
 use crate::store::StoreError;
 
@@ -38,13 +39,16 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// The CLI's exit code: 75 (EX_TEMPFAIL) when another sync runs, 77 (EX_NOPERM)
-    /// when a sign-in is required, 1 otherwise.
+    /// The process exit code for this failure.
     pub fn exit_code(&self) -> u8 {
+        self.exit().code()
+    }
+
+    pub fn exit(&self) -> Exit {
         match self {
-            SyncError::AnotherSyncRunning => 75,
-            SyncError::SignInRequired { .. } => 77,
-            _ => 1,
+            SyncError::AnotherSyncRunning => Exit::TempFail,
+            SyncError::SignInRequired { .. } => Exit::SignInRequired,
+            _ => Exit::Failure,
         }
     }
 }

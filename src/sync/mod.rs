@@ -48,7 +48,7 @@ use plan::{Plan, Policy};
 pub use crate::store::runs::{Mode, RequestedMode, RunStatus, Trigger};
 pub use error::SyncError;
 pub use plan::{InvalidSince, parse_since};
-pub use summary::{CliOptions, Progress, RunSummary, run_cli};
+pub use summary::{Progress, RunSummary};
 
 /// What the scheduler, the HTTP trigger and the CLI ask for.
 #[derive(Debug, Default)]

@@ -1,20 +1,12 @@
-//! What a run reports (live progress, the final summary) and the CLI's entry point.
+//! What a run reports: live progress and the final summary.
 
 use std::fmt;
-use std::io::{IsTerminal, Write};
 use std::ops::Deref;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::{Mode, RequestedMode, RunRequest, RunStatus, SyncEngine, SyncError, Trigger};
-use crate::auth::TokenProvider;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::store;
+use super::{Mode, RunStatus, Trigger};
 use crate::store::runs::Counts;
 
 /// Live counts, sent after each committed batch.
@@ -169,84 +161,5 @@ impl fmt::Display for RunSummary {
             self.parse_errors,
             self.retries,
         )
-    }
-}
-
-/// What [`run_cli`] needs from the command line.
-#[derive(Clone, Debug, Default)]
-pub struct CliOptions {
-    pub full: bool,
-    pub dry_run: bool,
-    pub since: Option<DateTime<Utc>>,
-    /// Show pages, referrals and rate on stderr while running (the CLI passes true on a TTY).
-    pub show_progress: bool,
-}
-
-/// The CLI's `sync`: one run with trigger `cli`, Ctrl-C cancelling it cleanly. With the
-/// feature flag off it touches nothing (not even the database) and succeeds.
-pub async fn run_cli(config: Arc<Config>, opts: CliOptions) -> Result<RunSummary, SyncError> {
-    if !config.enabled {
-        tracing::info!(
-            event = "feature_flag_disabled",
-            "The Partner Center integration is disabled; not syncing."
-        );
-        return Ok(RunSummary::disabled(Trigger::Cli));
-    }
-    let pool = store::connect(config.require_database_url()?).await?;
-    store::migrate(&pool).await?;
-    let http = crate::outbound::http_client(&config).map_err(SyncError::Http)?;
-    let tokens = TokenProvider::new(&config, http)?;
-    let engine = SyncEngine::new(config, pool.clone(), tokens, Metrics::new())?;
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
-    let (progress, printer) = if opts.show_progress && std::io::stderr().is_terminal() {
-        let (tx, rx) = watch::channel(Progress::default());
-        (Some(tx), Some(tokio::spawn(print_progress(rx))))
-    } else {
-        (None, None)
-    };
-    let request = RunRequest {
-        run_id: None,
-        trigger: Trigger::Cli,
-        mode: if opts.full {
-            RequestedMode::Full
-        } else {
-            RequestedMode::Auto
-        },
-        dry_run: opts.dry_run,
-        since: opts.since,
-        progress,
-    };
-    let result = engine.run(request, cancel).await;
-    ctrl_c.abort();
-    if let Some(p) = printer {
-        let _ = p.await;
-        eprintln!();
-    }
-    pool.close().await;
-    result
-}
-
-/// Rewrites one stderr line as batches commit; ends when the run drops its sender.
-async fn print_progress(mut rx: watch::Receiver<Progress>) {
-    while rx.changed().await.is_ok() {
-        let p = rx.borrow_and_update().clone();
-        let rate = if p.elapsed_secs > 0.0 {
-            p.fetched as f64 / p.elapsed_secs
-        } else {
-            0.0
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} pages, {} referrals, {rate:.0}/s    ",
-            p.pages, p.fetched
-        );
-        let _ = err.flush();
     }
 }
