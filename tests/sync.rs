@@ -983,3 +983,241 @@ async fn since_reads_only_recent_changes_without_moving_the_watermark_past_a_gap
     }
     env.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile input: one bad referral never stops syncing.
+// ---------------------------------------------------------------------------------------
+
+/// A value as the table must hold it: every NUL, in values and keys, replaced.
+fn without_nul(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::from(s.replace('\0', "\u{FFFD}")),
+        Value::Array(a) => Value::Array(a.iter().map(without_nul).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The run's `sync_errors` rows: referral id, field, reason.
+async fn sync_errors(pool: &PgPool, run_id: i64) -> Vec<(Option<String>, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT referral_id, field, reason FROM sync_errors WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
+    .expect("sync_errors")
+}
+
+#[tokio::test]
+async fn a_page_of_poison_referrals_stores_every_good_one_records_each_bad_one_twice() {
+    let env = env(300, |e, _| e.poison_referrals = true).await;
+    let truth = env.emu.truth();
+    let long_id = truth
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| id.len() > 2700)
+        .expect("the emulator serves an over-long id")
+        .to_owned();
+    let nul_id = truth
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| id.contains('\0'))
+        .expect("the emulator serves a NUL in an id")
+        .replace('\0', "\u{FFFD}");
+    let with_nul = truth
+        .iter()
+        .filter(|t| t.to_string().contains("\\u0000"))
+        .count();
+    assert_eq!(
+        with_nul, 3,
+        "NUL in a name, in a nested field and key, in an id"
+    );
+
+    // First run: the real binary, so the summary, the exit code and the log are the user's.
+    let out = cli(&env)
+        .arg("--json")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json");
+    assert_eq!(
+        (
+            &first["status"],
+            &first["fetched"],
+            &first["inserted"],
+            &first["parse_errors"]
+        ),
+        (&"succeeded".into(), &300.into(), &299.into(), &5.into()),
+        "{first}"
+    );
+    let run_id = first["run_id"].as_i64().expect("run id");
+    let finished: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sync_finished")
+        .expect("a sync_finished event");
+    assert_eq!(
+        (
+            &finished["parse_errors"],
+            &finished["run_id"],
+            &finished["trigger"],
+            &finished["mode"]
+        ),
+        (&5.into(), &run_id.into(), &"cli".into(), &"full".into()),
+        "the event counts the errors and names its run: {finished}"
+    );
+    let started = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sync_started")
+        .expect("a sync_started event");
+    assert_eq!(started["run_id"], run_id, "{started}");
+
+    let check = |errors: Vec<(Option<String>, Option<String>, String)>| {
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let field_of = |id: &str| {
+            errors
+                .iter()
+                .find(|(r, _, _)| r.as_deref() == Some(id))
+                .map(|(_, f, reason)| (f.clone().unwrap_or_default(), reason.clone()))
+                .unwrap_or_else(|| panic!("no error for {id}: {errors:?}"))
+        };
+        let shown: String = long_id.chars().take(80).chain(['…']).collect();
+        let (field, reason) = field_of(&shown);
+        assert_eq!(field, "id");
+        assert!(reason.contains("skipped"), "{reason}");
+        let (field, reason) = field_of(&nul_id);
+        assert_eq!(field, "id");
+        assert!(reason.contains("U+FFFD"), "{reason}");
+        let fields: Vec<&str> = errors.iter().filter_map(|(_, f, _)| f.as_deref()).collect();
+        assert!(
+            fields.contains(&"name") && fields.contains(&"status"),
+            "{fields:?}"
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.contains("details.notes") && f.contains("details (a key)")),
+            "{fields:?}"
+        );
+    };
+    check(sync_errors(&env.db.pool, run_id).await);
+
+    let rows: Vec<(String, Option<String>, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, status, customer_name, payload FROM partner_center_referrals ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows.len(),
+        299,
+        "every referral but the one with an over-long id"
+    );
+    let stored: BTreeMap<&str, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
+    for t in truth.iter().filter(|t| t["id"] != long_id.as_str()) {
+        let want = without_nul(t);
+        let id = want["id"].as_str().expect("id");
+        let row = stored.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(row.3, want, "{id}: the payload as sent, NUL replaced");
+        let status = t["status"].as_str().unwrap_or_default();
+        if status.len() > 1000 {
+            assert_eq!(
+                row.1, None,
+                "a 10 KB status is left out of its indexed column"
+            );
+        } else {
+            assert_eq!(row.1.as_deref(), Some(status));
+        }
+        if let Some(name) = t["customerProfile"]["name"].as_str() {
+            assert_eq!(
+                row.2.as_deref(),
+                Some(name.replace('\0', "\u{FFFD}").as_str())
+            );
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.2.as_ref().is_some_and(|n| n.len() > 10_000)),
+        "a long value in a column without an index is kept whole"
+    );
+
+    // Second run over the same page: the same errors, nothing rewritten, still a success.
+    let second = env
+        .run(RequestedMode::Full)
+        .await
+        .expect("the next run succeeds too");
+    assert_eq!(second.status, RunStatus::Succeeded);
+    assert_eq!(
+        (
+            second.parse_errors,
+            second.inserted,
+            second.updated,
+            second.unchanged
+        ),
+        (5, 0, 0, 299),
+        "{second}"
+    );
+    let second_id = second.run_id.expect("run id");
+    check(sync_errors(&env.db.pool, second_id).await);
+    let counted: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, parse_errors FROM sync_runs ORDER BY id")
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("runs");
+    assert_eq!(counted, [("succeeded".into(), 5), ("succeeded".into(), 5)]);
+
+    // The API and `status` show the count.
+    let mut config = (*env.config).clone();
+    config.enabled = false;
+    let daemon = support::spawn_daemon(config, &env.db).await;
+    let http = reqwest::Client::new();
+    let run: serde_json::Value = http
+        .get(format!(
+            "{}/api/v1/partner-center/sync-runs/{second_id}",
+            daemon.base
+        ))
+        .send()
+        .await
+        .expect("GET run")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(run["parse_errors"], 5, "{run}");
+    let listed = run["sync_errors"].as_array().expect("sync_errors");
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().any(|e| e["field"] == "status"), "{run}");
+    let status = support::command()
+        .arg("status")
+        .env("DATABASE_URL", &env.db.url)
+        .env(
+            "HUNTER_PARTNER_CENTER_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("#{second_id} ")) && l.contains(" errors 5")),
+        "{text}"
+    );
+    env.finish().await;
+}
+
+/// A loopback port nothing listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -66,7 +66,7 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
                 println!("Last runs:");
                 for r in rows {
                     println!(
-                        "  #{} {} {} {} queued {} fetched {} inserted {} updated {}{}",
+                        "  #{} {} {} {} queued {} fetched {} inserted {} updated {}{}{}",
                         r.id,
                         r.trigger,
                         r.mode_name(),
@@ -75,6 +75,11 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
                         r.counts.fetched,
                         r.counts.inserted,
                         r.counts.updated,
+                        // Referrals (or fields) not stored as sent; `sync_errors` has them.
+                        match r.counts.parse_errors {
+                            0 => String::new(),
+                            n => format!(" errors {n}"),
+                        },
                         r.error
                             .as_deref()
                             .map(|e| format!(" error: {e}"))

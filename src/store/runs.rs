@@ -326,18 +326,20 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-/// A referral a run could not parse into typed columns.
+/// A referral, or a field of one, that a run could not store as sent.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,
+    /// The field (`details.dealValue`); `None` when the whole referral was unreadable.
+    pub field: Option<String>,
     pub reason: String,
     pub created_at: DateTime<Utc>,
 }
 
 pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+        "SELECT id, referral_id, field, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
     )
     .bind(run_id)
     .fetch_all(pool)

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::partner_center::{
     ApiError, ListQuery, Page, PartnerCenterClient, ReferralPages, RetryBudget,
 };
-use crate::store::referrals::{self, ReferralRow};
+use crate::store::referrals::{self, NewSyncError, ReferralRow};
 use crate::store::runs::{self, Counts, Mode, RunStatus};
 use crate::store::state::SyncState;
 use crate::store::{self, StoreError, companies};
@@ -248,8 +248,8 @@ pub(super) struct Flat {
     pub items: u64,
     /// Copies of an id already in the batch, counted as unchanged.
     pub duplicates: u64,
-    /// `sync_errors` entries: referral id (if any) and reason.
-    pub errors: Vec<(Option<String>, String)>,
+    /// What was not stored as sent, for `sync_errors`.
+    pub errors: Vec<NewSyncError>,
 }
 
 impl Flat {
@@ -277,16 +277,19 @@ fn flatten(batch: Vec<Fetched>) -> Flat {
     for page in batch {
         flat.items += page.items;
         for u in page.unusable {
-            flat.errors
-                .push((u.id, format!("Referral skipped: {}", u.reason)));
+            flat.errors.push(NewSyncError {
+                referral_id: u.id,
+                field: u.field,
+                reason: u.reason,
+            });
         }
         for e in page.rows {
-            if !e.problems.is_empty() {
-                flat.errors.push((
-                    Some(e.row.id.clone()),
-                    format!("Stored with some columns empty: {}", e.problems.join("; ")),
-                ));
-            }
+            flat.errors
+                .extend(e.problems.into_iter().map(|p| NewSyncError {
+                    referral_id: Some(extract::shown_id(&e.row.id)),
+                    field: Some(p.field),
+                    reason: p.reason,
+                }));
             match index.get(&e.row.id) {
                 Some(&i) => {
                     flat.duplicates += 1;
