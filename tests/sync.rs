@@ -1221,3 +1221,248 @@ fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+mod properties {
+    //! Untrusted referral text through extraction and both write paths (`COPY` for new rows,
+    //! the `UPDATE` of changed ones) into a real PostgreSQL, read back unchanged.
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// What the COPY text format treats specially, NUL, and anything else.
+    fn wild() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => any::<String>(),
+            4 => "[\\\\\t\n\r\"Nab.\u{0}é🚀 ]{0,16}",
+            1 => Just("\\N".to_owned()),
+            1 => Just("\\.".to_owned()),
+            1 => (990usize..1010).prop_map(|n| "k".repeat(n)),
+        ]
+    }
+
+    fn stamp() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("2025-01-14T17:45:09.4405187Z".to_owned()),
+            Just("2024-02-29T23:59:59+01:00".to_owned()),
+            Just("0001-01-01T00:00:00Z".to_owned()),
+            wild(),
+        ]
+    }
+
+    fn referral(i: usize) -> impl Strategy<Value = Value> {
+        let deal = prop_oneof![
+            Just(json!("12.50")),
+            Just(json!("1e3")),
+            Just(json!(".5")),
+            Just(json!(-0.001)),
+            Just(json!("1e999")),
+            wild().prop_map(Value::from),
+        ];
+        (
+            wild(),
+            prop::collection::vec(wild(), 10),
+            (stamp(), stamp()),
+            deal,
+            (wild(), wild()),
+        )
+            .prop_map(move |(id, t, (created, updated), deal, (key, value))| {
+                json!({
+                    "id": format!("{id}#{i}"),
+                    "engagementId": t[0], "name": t[1], "status": t[2], "substatus": t[3],
+                    "type": t[4], "direction": t[5], "qualification": t[6], "eTag": t[7],
+                    "createdDateTime": created, "updatedDateTime": updated,
+                    "customerProfile": {
+                        "name": t[8], "address": { "country": t[9] },
+                        "team": [{ "email": format!("{}@{}.example", t[0], t[1]) }]
+                    },
+                    "details": { "dealValue": deal, "currency": t[9], key: [value] }
+                })
+            })
+    }
+
+    /// Each referral twice, as first sent and as later changed (same id).
+    fn batch() -> impl Strategy<Value = Vec<(Value, Value)>> {
+        (1usize..6).prop_flat_map(|n| {
+            (0..n)
+                .map(|i| {
+                    (referral(i), referral(i)).prop_map(|(first, mut later)| {
+                        later["id"] = first["id"].clone();
+                        (first, later)
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    }
+
+    fn rows(referrals: impl Iterator<Item = Value>) -> Vec<ReferralRow> {
+        referrals
+            .filter_map(|v| {
+                let raw = RawValue::from_string(v.to_string()).expect("json");
+                extract::extract(raw).ok().map(|e| e.row)
+            })
+            .collect()
+    }
+
+    type Stored = (
+        String,
+        [Option<String>; 12],
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+
+    async fn read_back(pool: &PgPool, id: &str) -> Stored {
+        let (
+            id,
+            engagement_id,
+            name,
+            status,
+            substatus,
+            kind,
+            qualification,
+            direction,
+            customer_name,
+            customer_country,
+            customer_domain,
+            currency,
+            etag,
+            deal_value,
+            created_at,
+            updated_at,
+        ): (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        ) = sqlx::query_as(
+            "SELECT id, engagement_id, name, status, substatus, type, qualification, direction,
+                    customer_name, customer_country, customer_domain, currency, etag,
+                    deal_value::text, created_at, updated_at
+             FROM partner_center_referrals WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("the row is there");
+        (
+            id,
+            [
+                engagement_id,
+                name,
+                status,
+                substatus,
+                kind,
+                qualification,
+                direction,
+                customer_name,
+                customer_country,
+                customer_domain,
+                currency,
+                etag,
+            ],
+            deal_value,
+            created_at,
+            updated_at,
+        )
+    }
+
+    async fn expected(pool: &PgPool, r: &ReferralRow) -> Stored {
+        let deal: Option<String> = sqlx::query_scalar("SELECT $1::numeric::text")
+            .bind(r.deal_value.as_deref())
+            .fetch_one(pool)
+            .await
+            .expect("numeric");
+        (
+            r.id.clone(),
+            [
+                r.engagement_id.clone(),
+                r.name.clone(),
+                r.status.clone(),
+                r.substatus.clone(),
+                r.kind.clone(),
+                r.qualification.clone(),
+                r.direction.clone(),
+                r.customer_name.clone(),
+                r.customer_country.clone(),
+                r.customer_domain.clone(),
+                r.currency.clone(),
+                r.etag.clone(),
+            ],
+            deal,
+            r.created_at,
+            r.updated_at,
+        )
+    }
+
+    /// Writes `rows` in one transaction and checks every column and the payload.
+    async fn write_and_check(pool: &PgPool, rows: &[ReferralRow]) -> Result<(), TestCaseError> {
+        let now = seen_at(pool).await;
+        let mut tx = pool.begin().await.expect("tx");
+        let written = referrals::upsert(&mut tx, rows, now, true).await;
+        prop_assert!(written.is_ok(), "the write failed: {written:?}");
+        let written = written.expect("checked");
+        prop_assert!(
+            companies::apply(&mut tx, rows, &written.changes)
+                .await
+                .is_ok()
+        );
+        tx.commit().await.expect("commit");
+        for r in rows {
+            prop_assert_eq!(read_back(pool, &r.id).await, expected(pool, r).await);
+            let same: bool = sqlx::query_scalar(
+                "SELECT payload = $2::jsonb FROM partner_center_referrals WHERE id = $1",
+            )
+            .bind(&r.id)
+            .bind(r.payload.get())
+            .fetch_one(pool)
+            .await
+            .expect("payload");
+            prop_assert!(same, "payload of {:?} changed on the way", r.id);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn referral_text_round_trips_through_copy_and_update() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let db = rt.block_on(TestDb::new());
+        let pool = &db.pool;
+        let mut runner = TestRunner::new(RunnerConfig {
+            cases: 48,
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        });
+        let outcome = runner.run(&batch(), |pairs| {
+            rt.block_on(async {
+                sqlx::query("TRUNCATE partner_center_referrals, companies")
+                    .execute(pool)
+                    .await
+                    .expect("truncate");
+                let first = rows(pairs.iter().map(|(a, _)| a.clone()));
+                write_and_check(pool, &first).await?;
+                write_and_check(pool, &rows(pairs.iter().map(|(_, b)| b.clone()))).await
+            })
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
+    }
+}
