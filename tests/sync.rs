@@ -1306,79 +1306,26 @@ mod properties {
             .collect()
     }
 
+    /// Id, the text columns in table order, the deal value as numeric text, the timestamps.
     type Stored = (
         String,
-        [Option<String>; 12],
+        Vec<Option<String>>,
         Option<String>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
     );
 
     async fn read_back(pool: &PgPool, id: &str) -> Stored {
-        let (
-            id,
-            engagement_id,
-            name,
-            status,
-            substatus,
-            kind,
-            qualification,
-            direction,
-            customer_name,
-            customer_country,
-            customer_domain,
-            currency,
-            etag,
-            deal_value,
-            created_at,
-            updated_at,
-        ): (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        ) = sqlx::query_as(
-            "SELECT id, engagement_id, name, status, substatus, type, qualification, direction,
-                    customer_name, customer_country, customer_domain, currency, etag,
+        sqlx::query_as(
+            "SELECT id, ARRAY[engagement_id, name, status, substatus, type, qualification, direction,
+                    customer_name, customer_country, customer_domain, currency, etag],
                     deal_value::text, created_at, updated_at
              FROM partner_center_referrals WHERE id = $1",
         )
         .bind(id)
         .fetch_one(pool)
         .await
-        .expect("the row is there");
-        (
-            id,
-            [
-                engagement_id,
-                name,
-                status,
-                substatus,
-                kind,
-                qualification,
-                direction,
-                customer_name,
-                customer_country,
-                customer_domain,
-                currency,
-                etag,
-            ],
-            deal_value,
-            created_at,
-            updated_at,
-        )
+        .expect("the row is there")
     }
 
     async fn expected(pool: &PgPool, r: &ReferralRow) -> Stored {
@@ -1389,7 +1336,7 @@ mod properties {
             .expect("numeric");
         (
             r.id.clone(),
-            [
+            vec![
                 r.engagement_id.clone(),
                 r.name.clone(),
                 r.status.clone(),
