@@ -46,10 +46,13 @@
 //! `succeeded`, `failed`, `skipped`, `cancelled`: `{"items": [Run], "total": n}` (`total`
 //! counts every run matching `status`) with Run `{id, trigger, mode, status, dry_run, queued_at,
 //! started_at, finished_at, duration_seconds, pages, fetched, inserted, updated, unchanged,
-//! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it).
+//! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it;
+//! `parse_errors`: how many `sync_errors` the run recorded).
 //!
 //! `GET /api/v1/partner-center/sync-runs/{id}`: a Run plus `sync_errors`:
-//! `[{id, referral_id, reason, created_at}]`. 404 when unknown.
+//! `[{id, referral_id, field, reason, created_at}]`, each a referral (or a field of one) the run
+//! could not store as sent; `field` is null when the whole referral was unreadable. 404 when
+//! unknown.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;

@@ -134,7 +134,7 @@ impl fmt::Display for RunSummary {
             }
             writeln!(
                 f,
-                "Unchanged: {}. Unreadable fields: {}.",
+                "Unchanged: {}. Not storable as sent (sync errors): {}.",
                 self.unchanged, self.parse_errors
             )?;
             return f.write_str("Nothing was written.");
@@ -146,7 +146,7 @@ impl fmt::Display for RunSummary {
         };
         write!(
             f,
-            "Sync run {} ({mode}, {}) {} in {:.1}s: {} pages, {} referrals fetched ({rate:.0}/s); {} inserted, {} updated, {} unchanged, {} marked missing, {} with unreadable fields, {} retries.",
+            "Sync run {} ({mode}, {}) {} in {:.1}s: {} pages, {} referrals fetched ({rate:.0}/s); {} inserted, {} updated, {} unchanged, {} marked missing, {} sync errors, {} retries.",
             self.run_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             self.trigger.as_str(),
