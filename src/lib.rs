@@ -3,6 +3,7 @@
 //! One concern per module, so anything is found by file name:
 //!
 //! - [`cli`]: command-line parsing, subcommand dispatch and the mapping of errors to exit codes.
+//! - [`exit`]: the one table of process exit codes, below every module so each error names its own.
 //! - [`config`]: one table of keys; layering (defaults < TOML file < credential files < environment), validation, secrets, reload classes.
 //! - [`telemetry`]: tracing set-up: journald under systemd, pretty on a terminal, JSON lines otherwise.
 //! - [`auth`]: device-code login, the MSAL-compatible token cache and silent refresh.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod devdb;
+pub mod exit;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

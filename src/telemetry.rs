@@ -5,8 +5,14 @@
 
 use std::io::IsTerminal;
 
+use serde_json::Value;
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::Layered;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
@@ -46,14 +52,14 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     let output: Box<dyn Layer<Base> + Send + Sync> = match resolve(format) {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => Box::new(layer.with_syslog_identifier("partner-center-sync".to_owned())),
-            Err(_) => Box::new(json_layer()),
+            Err(_) => Box::new(json_layer(std::io::stderr)),
         },
         LogFormat::Pretty => Box::new(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_target(false),
         ),
-        LogFormat::Json | LogFormat::Auto => Box::new(json_layer()),
+        LogFormat::Json | LogFormat::Auto => Box::new(json_layer(std::io::stderr)),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
@@ -63,10 +69,147 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     LogHandle { filter: handle }
 }
 
-fn json_layer() -> impl Layer<Base> + Send + Sync {
-    tracing_subscriber::fmt::layer()
+fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let lines = tracing_subscriber::fmt::format()
         .json()
         .flatten_event(true)
         .with_current_span(false)
-        .with_writer(std::io::stderr)
+        .with_span_list(false);
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(JsonFields::new())
+        .event_format(SpanFieldsOnTop(lines))
+        .with_writer(writer)
+}
+
+/// One JSON object per event with the fields of its spans (`run_id` of a `sync_run`)
+/// beside its own, so `jq 'select(.run_id == 42)'` finds every line of a run. An
+/// event's own field wins over a span's of the same name, an inner span's over an
+/// outer one's.
+struct SpanFieldsOnTop<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for SpanFieldsOnTop<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut names: Vec<String> = event
+            .metadata()
+            .fields()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let mut extra = String::new();
+        for span in ctx.event_scope().into_iter().flatten() {
+            let extensions = span.extensions();
+            let Some(fields) = extensions.get::<FormattedFields<N>>() else {
+                continue;
+            };
+            let Ok(map) = serde_json::from_str::<serde_json::Map<String, Value>>(fields) else {
+                continue;
+            };
+            for (key, value) in map {
+                if !names.contains(&key) {
+                    extra.push(',');
+                    extra.push_str(&Value::String(key.clone()).to_string());
+                    extra.push(':');
+                    extra.push_str(&value.to_string());
+                    names.push(key);
+                }
+            }
+        }
+        if extra.is_empty() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        if let Some(end) = line.rfind('}') {
+            line.insert_str(end, &extra);
+        }
+        writer.write_str(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(emit: impl FnOnce()) -> Vec<Value> {
+        let buffer = Buffer::default();
+        let sink = buffer.clone();
+        let subscriber = Registry::default().with(json_layer(move || sink.clone()));
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buffer.0.lock().expect("buffer").clone();
+        String::from_utf8(bytes)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect()
+    }
+
+    #[test]
+    fn events_in_a_run_carry_the_span_fields_at_the_top_level() {
+        let out = lines(|| {
+            tracing::info!(event = "outside", "No span.");
+            let span = tracing::error_span!(
+                "sync_run",
+                run_id = tracing::field::Empty,
+                trigger = "cli",
+                mode = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            tracing::info!(event = "before", "Not recorded yet.");
+            span.record("run_id", 42);
+            span.record("mode", "incremental");
+            span.record("mode", "full");
+            tracing::info!(event = "inside", count = 3, "Inside.");
+            tracing::warn!(event = "other", run_id = 7, "Its own run id.");
+        });
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0]["event"], "outside");
+        assert!(out[0].get("run_id").is_none() && out[0].get("spans").is_none());
+        assert_eq!(out[1]["trigger"], "cli");
+        assert!(out[1].get("run_id").is_none(), "an empty field is left out");
+        let inside = &out[2];
+        assert_eq!(
+            (
+                &inside["run_id"],
+                &inside["trigger"],
+                &inside["mode"],
+                &inside["count"]
+            ),
+            (&42.into(), &"cli".into(), &"full".into(), &3.into())
+        );
+        assert_eq!(inside["message"], "Inside.");
+        assert_eq!(inside["level"], "INFO");
+        assert!(inside.get("span").is_none() && inside.get("spans").is_none());
+        assert_eq!(out[3]["run_id"], 7, "the event's own field wins");
+    }
 }

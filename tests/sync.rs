@@ -983,3 +983,433 @@ async fn since_reads_only_recent_changes_without_moving_the_watermark_past_a_gap
     }
     env.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile input: one bad referral never stops syncing.
+// ---------------------------------------------------------------------------------------
+
+/// A value as the table must hold it: every NUL, in values and keys, replaced.
+fn without_nul(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::from(s.replace('\0', "\u{FFFD}")),
+        Value::Array(a) => Value::Array(a.iter().map(without_nul).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The run's `sync_errors` rows: referral id, field, reason.
+async fn sync_errors(pool: &PgPool, run_id: i64) -> Vec<(Option<String>, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT referral_id, field, reason FROM sync_errors WHERE run_id = $1 ORDER BY id",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await
+    .expect("sync_errors")
+}
+
+#[tokio::test]
+async fn a_page_of_poison_referrals_stores_every_good_one_records_each_bad_one_twice() {
+    let env = env(300, |e, _| e.poison_referrals = true).await;
+    let truth = env.emu.truth();
+    let long_id = truth
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| id.len() > 2700)
+        .expect("the emulator serves an over-long id")
+        .to_owned();
+    let nul_id = truth
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .find(|id| id.contains('\0'))
+        .expect("the emulator serves a NUL in an id")
+        .replace('\0', "\u{FFFD}");
+    let with_nul = truth
+        .iter()
+        .filter(|t| t.to_string().contains("\\u0000"))
+        .count();
+    assert_eq!(
+        with_nul, 3,
+        "NUL in a name, in a nested field and key, in an id"
+    );
+
+    // First run: the real binary, so the summary, the exit code and the log are the user's.
+    let out = cli(&env)
+        .arg("--json")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json");
+    assert_eq!(
+        (
+            &first["status"],
+            &first["fetched"],
+            &first["inserted"],
+            &first["parse_errors"]
+        ),
+        (&"succeeded".into(), &300.into(), &299.into(), &5.into()),
+        "{first}"
+    );
+    let run_id = first["run_id"].as_i64().expect("run id");
+    let finished: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sync_finished")
+        .expect("a sync_finished event");
+    assert_eq!(
+        (
+            &finished["parse_errors"],
+            &finished["run_id"],
+            &finished["trigger"],
+            &finished["mode"]
+        ),
+        (&5.into(), &run_id.into(), &"cli".into(), &"full".into()),
+        "the event counts the errors and names its run: {finished}"
+    );
+    let started = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "sync_started")
+        .expect("a sync_started event");
+    assert_eq!(started["run_id"], run_id, "{started}");
+
+    let check = |errors: Vec<(Option<String>, Option<String>, String)>| {
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let field_of = |id: &str| {
+            errors
+                .iter()
+                .find(|(r, _, _)| r.as_deref() == Some(id))
+                .map(|(_, f, reason)| (f.clone().unwrap_or_default(), reason.clone()))
+                .unwrap_or_else(|| panic!("no error for {id}: {errors:?}"))
+        };
+        let shown: String = long_id.chars().take(80).chain(['…']).collect();
+        let (field, reason) = field_of(&shown);
+        assert_eq!(field, "id");
+        assert!(reason.contains("skipped"), "{reason}");
+        let (field, reason) = field_of(&nul_id);
+        assert_eq!(field, "id");
+        assert!(reason.contains("U+FFFD"), "{reason}");
+        let fields: Vec<&str> = errors.iter().filter_map(|(_, f, _)| f.as_deref()).collect();
+        assert!(
+            fields.contains(&"name") && fields.contains(&"status"),
+            "{fields:?}"
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.contains("details.notes") && f.contains("details (a key)")),
+            "{fields:?}"
+        );
+    };
+    check(sync_errors(&env.db.pool, run_id).await);
+
+    let rows: Vec<(String, Option<String>, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT id, status, customer_name, payload FROM partner_center_referrals ORDER BY id",
+    )
+    .fetch_all(&env.db.pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows.len(),
+        299,
+        "every referral but the one with an over-long id"
+    );
+    let stored: BTreeMap<&str, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
+    for t in truth.iter().filter(|t| t["id"] != long_id.as_str()) {
+        let want = without_nul(t);
+        let id = want["id"].as_str().expect("id");
+        let row = stored.get(id).unwrap_or_else(|| panic!("{id} missing"));
+        assert_eq!(row.3, want, "{id}: the payload as sent, NUL replaced");
+        let status = t["status"].as_str().unwrap_or_default();
+        if status.len() > 1000 {
+            assert_eq!(
+                row.1, None,
+                "a 10 KB status is left out of its indexed column"
+            );
+        } else {
+            assert_eq!(row.1.as_deref(), Some(status));
+        }
+        if let Some(name) = t["customerProfile"]["name"].as_str() {
+            assert_eq!(
+                row.2.as_deref(),
+                Some(name.replace('\0', "\u{FFFD}").as_str())
+            );
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.2.as_ref().is_some_and(|n| n.len() > 10_000)),
+        "a long value in a column without an index is kept whole"
+    );
+
+    // Second run over the same page: the same errors, nothing rewritten, still a success.
+    let second = env
+        .run(RequestedMode::Full)
+        .await
+        .expect("the next run succeeds too");
+    assert_eq!(second.status, RunStatus::Succeeded);
+    assert_eq!(
+        (
+            second.parse_errors,
+            second.inserted,
+            second.updated,
+            second.unchanged
+        ),
+        (5, 0, 0, 299),
+        "{second}"
+    );
+    let second_id = second.run_id.expect("run id");
+    check(sync_errors(&env.db.pool, second_id).await);
+    let counted: Vec<(String, i32)> =
+        sqlx::query_as("SELECT status, parse_errors FROM sync_runs ORDER BY id")
+            .fetch_all(&env.db.pool)
+            .await
+            .expect("runs");
+    assert_eq!(counted, [("succeeded".into(), 5), ("succeeded".into(), 5)]);
+
+    // The API and `status` show the count.
+    let mut config = (*env.config).clone();
+    config.enabled = false;
+    let daemon = support::spawn_daemon(config, &env.db).await;
+    let http = reqwest::Client::new();
+    let run: serde_json::Value = http
+        .get(format!(
+            "{}/api/v1/partner-center/sync-runs/{second_id}",
+            daemon.base
+        ))
+        .send()
+        .await
+        .expect("GET run")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(run["parse_errors"], 5, "{run}");
+    let listed = run["sync_errors"].as_array().expect("sync_errors");
+    assert_eq!(listed.len(), 5);
+    assert!(listed.iter().any(|e| e["field"] == "status"), "{run}");
+    let status = support::command()
+        .arg("status")
+        .env("DATABASE_URL", &env.db.url)
+        .env(
+            "HUNTER_PARTNER_CENTER_LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&format!("#{second_id} ")) && l.contains(" errors 5")),
+        "{text}"
+    );
+    env.finish().await;
+}
+
+/// A loopback port nothing listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+mod properties {
+    //! Untrusted referral text through extraction and both write paths (`COPY` for new rows,
+    //! the `UPDATE` of changed ones) into a real PostgreSQL, read back unchanged.
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// What the COPY text format treats specially, NUL, and anything else.
+    fn wild() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => any::<String>(),
+            4 => "[\\\\\t\n\r\"Nab.\u{0}é🚀 ]{0,16}",
+            1 => Just("\\N".to_owned()),
+            1 => Just("\\.".to_owned()),
+            1 => (990usize..1010).prop_map(|n| "k".repeat(n)),
+        ]
+    }
+
+    fn stamp() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("2025-01-14T17:45:09.4405187Z".to_owned()),
+            Just("2024-02-29T23:59:59+01:00".to_owned()),
+            Just("0001-01-01T00:00:00Z".to_owned()),
+            wild(),
+        ]
+    }
+
+    fn referral(i: usize) -> impl Strategy<Value = Value> {
+        let deal = prop_oneof![
+            Just(json!("12.50")),
+            Just(json!("1e3")),
+            Just(json!(".5")),
+            Just(json!(-0.001)),
+            Just(json!("1e999")),
+            wild().prop_map(Value::from),
+        ];
+        (
+            wild(),
+            prop::collection::vec(wild(), 10),
+            (stamp(), stamp()),
+            deal,
+            (wild(), wild()),
+        )
+            .prop_map(move |(id, t, (created, updated), deal, (key, value))| {
+                json!({
+                    "id": format!("{id}#{i}"),
+                    "engagementId": t[0], "name": t[1], "status": t[2], "substatus": t[3],
+                    "type": t[4], "direction": t[5], "qualification": t[6], "eTag": t[7],
+                    "createdDateTime": created, "updatedDateTime": updated,
+                    "customerProfile": {
+                        "name": t[8], "address": { "country": t[9] },
+                        "team": [{ "email": format!("{}@{}.example", t[0], t[1]) }]
+                    },
+                    "details": { "dealValue": deal, "currency": t[9], key: [value] }
+                })
+            })
+    }
+
+    /// Each referral twice, as first sent and as later changed (same id).
+    fn batch() -> impl Strategy<Value = Vec<(Value, Value)>> {
+        (1usize..6).prop_flat_map(|n| {
+            (0..n)
+                .map(|i| {
+                    (referral(i), referral(i)).prop_map(|(first, mut later)| {
+                        later["id"] = first["id"].clone();
+                        (first, later)
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+    }
+
+    fn rows(referrals: impl Iterator<Item = Value>) -> Vec<ReferralRow> {
+        referrals
+            .filter_map(|v| {
+                let raw = RawValue::from_string(v.to_string()).expect("json");
+                extract::extract(raw).ok().map(|e| e.row)
+            })
+            .collect()
+    }
+
+    /// Id, the text columns in table order, the deal value as numeric text, the timestamps.
+    type Stored = (
+        String,
+        Vec<Option<String>>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+
+    async fn read_back(pool: &PgPool, id: &str) -> Stored {
+        sqlx::query_as(
+            "SELECT id, ARRAY[engagement_id, name, status, substatus, type, qualification, direction,
+                    customer_name, customer_country, customer_domain, currency, etag],
+                    deal_value::text, created_at, updated_at
+             FROM partner_center_referrals WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("the row is there")
+    }
+
+    async fn expected(pool: &PgPool, r: &ReferralRow) -> Stored {
+        let deal: Option<String> = sqlx::query_scalar("SELECT $1::numeric::text")
+            .bind(r.deal_value.as_deref())
+            .fetch_one(pool)
+            .await
+            .expect("numeric");
+        (
+            r.id.clone(),
+            vec![
+                r.engagement_id.clone(),
+                r.name.clone(),
+                r.status.clone(),
+                r.substatus.clone(),
+                r.kind.clone(),
+                r.qualification.clone(),
+                r.direction.clone(),
+                r.customer_name.clone(),
+                r.customer_country.clone(),
+                r.customer_domain.clone(),
+                r.currency.clone(),
+                r.etag.clone(),
+            ],
+            deal,
+            r.created_at,
+            r.updated_at,
+        )
+    }
+
+    /// Writes `rows` in one transaction and checks every column and the payload.
+    async fn write_and_check(pool: &PgPool, rows: &[ReferralRow]) -> Result<(), TestCaseError> {
+        let now = seen_at(pool).await;
+        let mut tx = pool.begin().await.expect("tx");
+        let written = referrals::upsert(&mut tx, rows, now, true).await;
+        prop_assert!(written.is_ok(), "the write failed: {written:?}");
+        let written = written.expect("checked");
+        prop_assert!(
+            companies::apply(&mut tx, rows, &written.changes)
+                .await
+                .is_ok()
+        );
+        tx.commit().await.expect("commit");
+        for r in rows {
+            prop_assert_eq!(read_back(pool, &r.id).await, expected(pool, r).await);
+            let same: bool = sqlx::query_scalar(
+                "SELECT payload = $2::jsonb FROM partner_center_referrals WHERE id = $1",
+            )
+            .bind(&r.id)
+            .bind(r.payload.get())
+            .fetch_one(pool)
+            .await
+            .expect("payload");
+            prop_assert!(same, "payload of {:?} changed on the way", r.id);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn referral_text_round_trips_through_copy_and_update() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let db = rt.block_on(TestDb::new());
+        let pool = &db.pool;
+        let mut runner = TestRunner::new(RunnerConfig {
+            cases: 48,
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        });
+        let outcome = runner.run(&batch(), |pairs| {
+            rt.block_on(async {
+                sqlx::query("TRUNCATE partner_center_referrals, companies")
+                    .execute(pool)
+                    .await
+                    .expect("truncate");
+                let first = rows(pairs.iter().map(|(a, _)| a.clone()));
+                write_and_check(pool, &first).await?;
+                write_and_check(pool, &rows(pairs.iter().map(|(_, b)| b.clone()))).await
+            })
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
+    }
+}

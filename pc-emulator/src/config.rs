@@ -27,6 +27,13 @@ pub struct EmulatorConfig {
     /// Answer a `$filter` on `updatedDateTime` with 400 `invalidRequest`, as an API version or
     /// tenant without that filter would; a client must then fall back to full listings.
     pub refuse_updated_filter: bool,
+    /// Turn the newest referrals (the first page of the default listing) into the hostile data
+    /// third parties can type into Partner Center, one case each: a NUL in `name`; a NUL in a
+    /// nested value and in a nested key (`details`); a NUL in `id`; an `id` of 3,000 random
+    /// characters (past PostgreSQL's index limit); a 10 KB random `status` (an indexed column);
+    /// a 10 KB `customerProfile.name` (long, but not indexed). A client must store what it can
+    /// and go on.
+    pub poison_referrals: bool,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
     /// Serve https instead of http, with a certificate made at start (MSAL and other identity
@@ -55,6 +62,7 @@ impl Default for EmulatorConfig {
             access_token_lifetime: Duration::from_secs(3600),
             quirky_next_link: false,
             refuse_updated_filter: false,
+            poison_referrals: false,
             port: 0,
             tls: false,
             device_code_interval_secs: 1,

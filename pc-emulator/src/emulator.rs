@@ -49,10 +49,17 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .context("could not read the bound address")?;
-        let (seed, size) = (config.seed, config.referrals);
-        let store = tokio::task::spawn_blocking(move || ReferralStore::build(seed, size))
-            .await
-            .context("dataset generation did not finish")??;
+        let (seed, size, poison) = (config.seed, config.referrals, config.poison_referrals);
+        let store = tokio::task::spawn_blocking(move || {
+            ReferralStore::build(seed, size).map(|mut store| {
+                if poison {
+                    store.poison();
+                }
+                store
+            })
+        })
+        .await
+        .context("dataset generation did not finish")??;
         let tls = config.tls.then(Tls::generate).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared::new(config, format!("{scheme}://{addr}"), store));

@@ -42,6 +42,9 @@ struct Cli {
     /// Refuse `$filter` on `updatedDateTime` with 400, forcing clients onto full listings.
     #[arg(long)]
     refuse_updated_filter: bool,
+    /// Serve hostile referrals (NUL characters, over-long ids and values) on the first page.
+    #[arg(long)]
+    poison_referrals: bool,
     /// Seconds a client must wait between device-code polls (Entra: 5).
     #[arg(long, default_value_t = 5)]
     device_code_interval: u64,
@@ -71,6 +74,7 @@ async fn main() -> ExitCode {
         access_token_lifetime: Duration::from_secs(cli.access_token_lifetime),
         quirky_next_link: cli.quirky_next_link,
         refuse_updated_filter: cli.refuse_updated_filter,
+        poison_referrals: cli.poison_referrals,
         port: cli.port,
         tls: cli.tls,
         device_code_interval_secs: cli.device_code_interval,

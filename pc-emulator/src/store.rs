@@ -309,6 +309,51 @@ impl ReferralStore {
         self.ids(&(first..first + k as u32).collect::<Vec<_>>())
     }
 
+    /// Rewrites the newest referrals into the cases of `EmulatorConfig::poison_referrals`, one
+    /// case each, keeping their sort keys so they stay on the first page.
+    pub fn poison(&mut self) {
+        const CASES: usize = 6;
+        let newest: Vec<u32> = self.by_updated.iter().rev().take(CASES).copied().collect();
+        for (case, position) in newest.into_iter().enumerate() {
+            let record = &mut self.records[position as usize];
+            let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&record.json) else {
+                continue;
+            };
+            let id = map
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            match case {
+                0 => {
+                    map.insert("name".into(), "Contoso\0 Ltd".into());
+                }
+                1 => {
+                    if let Some(Value::Object(details)) = map.get_mut("details") {
+                        details.insert("notes".into(), "Call back\0 on Monday".into());
+                        details.insert("region\0code".into(), "EMEA".into());
+                    }
+                }
+                2 => {
+                    map.insert("id".into(), format!("{id}\0").into());
+                }
+                3 => {
+                    map.insert("id".into(), random_text(&mut self.rng, 3000).into());
+                }
+                4 => {
+                    map.insert("status".into(), random_text(&mut self.rng, 10_240).into());
+                }
+                _ => {
+                    if let Some(Value::Object(customer)) = map.get_mut("customerProfile") {
+                        customer.insert("name".into(), random_text(&mut self.rng, 10_240).into());
+                    }
+                }
+            }
+            record.json = Value::Object(map).to_string().into();
+        }
+        self.changed(false);
+    }
+
     /// Hides `k` visible referrals from the API, timestamps untouched.
     pub fn hide(&mut self, k: usize) -> Vec<String> {
         let chosen = self.sample(&self.visible_where(|_| true), k);
@@ -400,6 +445,14 @@ impl ReferralStore {
 }
 
 /// The next status of an update, along the documented transitions.
+/// Letters and digits that do not compress, so an index sees their full length.
+fn random_text(rng: &mut SeededRng, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
 fn next_state(rng: &mut SeededRng, status: &'static str, substatus: &'static str) -> Transition {
     let options: &[(Transition, u32)] = match (status, substatus) {
         ("New", "Pending") => &[

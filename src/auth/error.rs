@@ -3,12 +3,7 @@
 
 use std::path::PathBuf;
 
-/// `sysexits.h` codes, as the daemon and CLI document them.
-const EXIT_NOPERM: u8 = 77;
-const EXIT_TEMPFAIL: u8 = 75;
-const EXIT_CONFIG: u8 = 78;
-/// The shell's convention for a process ended by SIGINT.
-const EXIT_INTERRUPTED: u8 = 130;
+use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -62,16 +57,20 @@ impl AuthError {
     /// The process exit code for this failure (sysexits: 77 sign-in required, 75 try
     /// again later, 78 configuration, a refused token cache included).
     pub fn exit_code(&self) -> u8 {
+        self.exit().code()
+    }
+
+    pub fn exit(&self) -> Exit {
         match self {
-            AuthError::SignInRequired { .. } => EXIT_NOPERM,
-            AuthError::Transient { .. } => EXIT_TEMPFAIL,
+            AuthError::SignInRequired { .. } => Exit::SignInRequired,
+            AuthError::Transient { .. } => Exit::TempFail,
             AuthError::Configuration { .. }
             | AuthError::Cache {
                 problem: CacheProblem::Refused,
                 ..
-            } => EXIT_CONFIG,
-            AuthError::LoginCancelled => EXIT_INTERRUPTED,
-            _ => 1,
+            } => Exit::Config,
+            AuthError::LoginCancelled => Exit::Interrupted,
+            _ => Exit::Failure,
         }
     }
 

@@ -46,15 +46,17 @@
 //! `succeeded`, `failed`, `skipped`, `cancelled`: `{"items": [Run], "total": n}` (`total`
 //! counts every run matching `status`) with Run `{id, trigger, mode, status, dry_run, queued_at,
 //! started_at, finished_at, duration_seconds, pages, fetched, inserted, updated, unchanged,
-//! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it).
+//! marked_missing, parse_errors, error, host, pid}` (`host` and `pid`: the process that ran it;
+//! `parse_errors`: how many `sync_errors` the run recorded).
 //!
 //! `GET /api/v1/partner-center/sync-runs/{id}`: a Run plus `sync_errors`:
-//! `[{id, referral_id, reason, created_at}]`. 404 when unknown.
+//! `[{id, referral_id, field, reason, created_at}]`, each a referral (or a field of one) the run
+//! could not store as sent; `field` is null when the whole referral was unreadable. 404 when
+//! unknown.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -65,6 +67,7 @@ use crate::store::read::{
     self, CompanyQuery, Cursor, Paging, ReferralFilter, ReferralQuery, ReferralSort, SortOrder,
 };
 use crate::store::runs::{self, RunStatus};
+use crate::sync::parse_since;
 
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
@@ -173,16 +176,6 @@ impl Params {
     }
 }
 
-fn parse_since(v: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-}
-
 #[derive(Serialize)]
 struct ReferralList {
     items: Vec<ReferralView>,
@@ -216,9 +209,9 @@ async fn list_referrals(
     )?;
     let updated_since = match p.one("updated_since")? {
         None => None,
-        Some(v) => Some(parse_since(v).ok_or_else(|| {
-            ApiError::bad_param("updated_since", format!("`{v}` is not an RFC 3339 timestamp like 2025-01-15T08:00:00Z or a date like 2025-01-15"))
-        })?),
+        Some(v) => {
+            Some(parse_since(v).map_err(|e| ApiError::bad_param("updated_since", e.to_string()))?)
+        }
     };
     let filter = ReferralFilter {
         statuses: p.list("status")?,
@@ -407,24 +400,4 @@ async fn get_run(
         .ok_or_else(not_found)?;
     let sync_errors = runs::parse_errors(&state.pool, run_id).await?;
     Ok(Json(RunDetail { run, sync_errors }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn updated_since_takes_a_timestamp_or_a_date() {
-        assert_eq!(
-            parse_since("2025-01-15").unwrap().to_rfc3339(),
-            "2025-01-15T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_since("2025-01-15T09:00:00+01:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2025-01-15T08:00:00+00:00"
-        );
-        assert!(parse_since("yesterday").is_none());
-    }
 }

@@ -311,21 +311,44 @@ pub async fn mark_missing(
     })
 }
 
-/// Records referrals whose fields could not all be read, in the batch's transaction.
+/// A referral, or one field of it, that was not stored as sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSyncError {
+    /// Shortened when long; `None` when the referral had no readable id.
+    pub referral_id: Option<String>,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// Records what a batch could not store as sent, in the batch's transaction.
 pub async fn record_errors(
     conn: &mut PgConnection,
     run_id: i64,
-    errors: &[(Option<String>, String)],
+    errors: &[NewSyncError],
 ) -> Result<(), StoreError> {
     if errors.is_empty() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO sync_errors (run_id, referral_id, reason) SELECT $1, * FROM UNNEST($2::text[], $3::text[])")
-        .bind(run_id)
-        .bind(errors.iter().map(|(id, _)| id.as_deref()).collect::<Vec<_>>())
-        .bind(errors.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sync_errors (run_id, referral_id, field, reason)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[])",
+    )
+    .bind(run_id)
+    .bind(
+        errors
+            .iter()
+            .map(|e| e.referral_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        errors
+            .iter()
+            .map(|e| e.field.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(errors.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

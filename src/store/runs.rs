@@ -1,5 +1,9 @@
 //! Run history (`sync_runs`): one row per accepted trigger, counters updated as pages
 //! commit so the UI shows live progress.
+//!
+//! The run vocabulary ([`Trigger`], [`RequestedMode`], [`Mode`], [`RunStatus`]) is stored as
+//! text (the migrations' `CHECK` constraints list the values): each enum encodes as its
+//! lower-case name, the same string serde writes and the CLI prints.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,8 +12,9 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreError;
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Trigger {
     Schedule,
     #[default]
@@ -30,8 +35,10 @@ impl Trigger {
 }
 
 /// What the trigger asked for; the run decides between incremental and full for `Auto`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A queued row holds it in `mode` until the run has decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RequestedMode {
     #[default]
     Auto,
@@ -39,8 +46,9 @@ pub enum RequestedMode {
 }
 
 /// The pass a run actually made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Mode {
     Incremental,
     Full,
@@ -55,8 +63,9 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RunStatus {
     Queued,
     Running,
@@ -92,45 +101,96 @@ impl RunStatus {
     }
 }
 
+/// Display and comparison with text use the stored name, so a row prints and compares
+/// as the database and the API spell it.
+macro_rules! text_like {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    )*};
+}
+
+text_like!(Trigger, Mode, RunStatus);
+
 /// A `sync_runs` row as the HTTP API and the UI show it.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
-    pub trigger: String,
-    pub mode: String,
-    pub status: String,
+    pub trigger: Trigger,
+    /// The pass the run made; `None` until a run asked for `auto` has decided, which the
+    /// column, the API and the CLI spell `auto`.
+    #[serde(serialize_with = "mode_or_auto")]
+    pub mode: Option<Mode>,
+    pub status: RunStatus,
     pub dry_run: bool,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Null until the run has both started and finished.
     pub duration_seconds: Option<f64>,
-    pub pages: i32,
-    pub fetched: i32,
-    pub inserted: i32,
-    pub updated: i32,
-    pub unchanged: i32,
-    pub marked_missing: i32,
-    pub parse_errors: i32,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub counts: Counts,
     pub error: Option<String>,
     pub host: Option<String>,
     pub pid: Option<i32>,
 }
 
-const COLUMNS: &str = "id, trigger, mode, status, dry_run, queued_at, started_at, finished_at, \
+const COLUMNS: &str = "id, trigger, NULLIF(mode, 'auto') AS mode, status, dry_run, queued_at, started_at, finished_at, \
      EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
      pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error, host, pid";
 
-/// Counter increments from one committed batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub pages: i64,
-    pub fetched: i64,
-    pub inserted: i64,
-    pub updated: i64,
-    pub unchanged: i64,
-    pub marked_missing: i64,
-    pub parse_errors: i64,
+impl RunRow {
+    /// The mode as the column holds it: the pass made, or `auto` while undecided.
+    pub fn mode_name(&self) -> &'static str {
+        self.mode.map_or("auto", Mode::as_str)
+    }
+}
+
+fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(mode.map_or("auto", Mode::as_str))
+}
+
+/// A run's counters. The one set of them: a batch's increments, a run's running totals,
+/// the row's columns, the summary and the live progress all carry this struct.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Counts {
+    #[sqlx(try_from = "i32")]
+    pub pages: u64,
+    #[sqlx(try_from = "i32")]
+    pub fetched: u64,
+    #[sqlx(try_from = "i32")]
+    pub inserted: u64,
+    #[sqlx(try_from = "i32")]
+    pub updated: u64,
+    #[sqlx(try_from = "i32")]
+    pub unchanged: u64,
+    #[sqlx(try_from = "i32")]
+    pub marked_missing: u64,
+    /// Entries the run wrote to `sync_errors`.
+    #[sqlx(try_from = "i32")]
+    pub parse_errors: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.pages += other.pages;
+        self.fetched += other.fetched;
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.marked_missing += other.marked_missing;
+        self.parse_errors += other.parse_errors;
+    }
 }
 
 /// What the HTTP trigger calls so it can answer with the run id before the run starts.
@@ -140,12 +200,8 @@ pub async fn create_queued(
     mode: RequestedMode,
     dry_run: bool,
 ) -> Result<i64, StoreError> {
-    let mode = match mode {
-        RequestedMode::Auto => "auto",
-        RequestedMode::Full => "full",
-    };
     let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run, host) VALUES ($1, $2, 'queued', $3, $4) RETURNING id")
-        .bind(trigger.as_str())
+        .bind(trigger)
         .bind(mode)
         .bind(dry_run)
         .bind(hostname())
@@ -172,18 +228,14 @@ pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, Stor
 pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
     sqlx::query("UPDATE sync_runs SET mode = $2 WHERE id = $1")
         .bind(id)
-        .bind(mode.as_str())
+        .bind(mode)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 /// Adds one batch's counts, inside the batch's transaction.
-pub async fn add_progress(
-    conn: &mut PgConnection,
-    id: i64,
-    p: &Progress,
-) -> Result<(), StoreError> {
+pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
              unchanged = unchanged + $6, marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
@@ -211,7 +263,7 @@ pub async fn finish(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
         .bind(id)
-        .bind(status.as_str())
+        .bind(status)
         .bind(error)
         .execute(conn)
         .await?;
@@ -275,18 +327,20 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-/// A referral a run could not parse into typed columns.
+/// A referral, or a field of one, that a run could not store as sent.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,
+    /// The field (`details.dealValue`); `None` when the whole referral was unreadable.
+    pub field: Option<String>,
     pub reason: String,
     pub created_at: DateTime<Utc>,
 }
 
 pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, referral_id, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+        "SELECT id, referral_id, field, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
     )
     .bind(run_id)
     .fetch_all(pool)
@@ -337,7 +391,8 @@ pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<
     Ok(closed)
 }
 
-fn clamp(n: i64) -> i32 {
+/// The columns are `integer`; a count past that is stored as the maximum.
+fn clamp(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
@@ -362,4 +417,58 @@ pub fn hostname() -> Option<String> {
     let len = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     let name = String::from_utf8_lossy(&buf[..len]).trim().to_owned();
     (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: impl Serialize) -> String {
+        serde_json::to_string(&v).expect("serialises")
+    }
+
+    #[test]
+    fn serde_and_display_use_the_stored_names() {
+        for t in [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Cli,
+            Trigger::Startup,
+        ] {
+            assert_eq!(json(t), format!("\"{t}\""));
+        }
+        for m in [Mode::Incremental, Mode::Full] {
+            assert_eq!(json(m), format!("\"{m}\""));
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(json(s), format!("\"{s}\""));
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(json(RequestedMode::Auto), "\"auto\"");
+    }
+
+    #[test]
+    fn an_undecided_mode_is_shown_as_auto() {
+        let row = RunRow {
+            id: 3,
+            trigger: Trigger::Manual,
+            mode: None,
+            status: RunStatus::Queued,
+            dry_run: false,
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            duration_seconds: None,
+            counts: Counts::default(),
+            error: None,
+            host: None,
+            pid: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&json(&row)).expect("json");
+        assert_eq!(
+            (&v["trigger"], &v["mode"], &v["status"]),
+            (&"manual".into(), &"auto".into(), &"queued".into())
+        );
+        assert_eq!(row.mode_name(), "auto");
+    }
 }

@@ -87,7 +87,9 @@ pub fn email_domain(email: &str) -> Option<String> {
         return None;
     }
     let ascii = idna::domain_to_ascii(domain).ok()?.to_ascii_lowercase();
+    // 253: DNS's limit, which also keeps the value well inside what an index takes.
     let labels_ok = ascii.contains('.')
+        && ascii.len() <= 253
         && ascii.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
@@ -141,6 +143,7 @@ mod tests {
             email_domain("a@b@fabrikam.fr").as_deref(),
             Some("fabrikam.fr")
         );
+        let too_long = format!("x@{}.com", ["label"; 60].join("."));
         for bad in [
             "",
             "no-at-sign",
@@ -148,6 +151,7 @@ mod tests {
             "x@localhost",
             "x@",
             "x@exa mple.com",
+            too_long.as_str(),
         ] {
             assert_eq!(email_domain(bad), None, "{bad}");
         }

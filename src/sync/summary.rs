@@ -1,30 +1,21 @@
-//! What a run reports (live progress, the final summary) and the CLI's entry point.
+//! What a run reports: live progress and the final summary.
 
 use std::fmt;
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::{Mode, RequestedMode, RunRequest, RunStatus, SyncEngine, SyncError, Trigger};
-use crate::auth::TokenProvider;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::store;
+use super::{Mode, RunStatus, Trigger};
+use crate::store::runs::Counts;
 
 /// Live counts, sent after each committed batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Progress {
     pub run_id: Option<i64>,
     pub mode: Option<Mode>,
-    pub pages: u64,
-    pub fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub elapsed_secs: f64,
 }
 
@@ -43,13 +34,8 @@ pub struct RunSummary {
     /// Of `duration_secs`, the time spent in PostgreSQL transactions; the rest is waiting
     /// for Partner Center, which tells an operator where a slow run loses its time.
     pub write_secs: f64,
-    pub pages: u64,
-    pub fetched: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub marked_missing: u64,
-    pub parse_errors: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub retries: u32,
     pub next_links_repaired: u32,
     /// The cursor the next incremental run starts from (minus the overlap).
@@ -77,13 +63,7 @@ impl RunSummary {
             finished_at: now,
             duration_secs: 0.0,
             write_secs: 0.0,
-            pages: 0,
-            fetched: 0,
-            inserted: 0,
-            updated: 0,
-            unchanged: 0,
-            marked_missing: 0,
-            parse_errors: 0,
+            counts: Counts::default(),
             retries: 0,
             next_links_repaired: 0,
             watermark: None,
@@ -94,6 +74,21 @@ impl RunSummary {
             sample_updated: Vec::new(),
             sample_missing: Vec::new(),
         }
+    }
+}
+
+/// `summary.inserted` reads the count, as it did when the fields were the summary's own.
+impl Deref for RunSummary {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl Deref for Progress {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
     }
 }
 
@@ -139,7 +134,7 @@ impl fmt::Display for RunSummary {
             }
             writeln!(
                 f,
-                "Unchanged: {}. Unreadable fields: {}.",
+                "Unchanged: {}. Not storable as sent (sync errors): {}.",
                 self.unchanged, self.parse_errors
             )?;
             return f.write_str("Nothing was written.");
@@ -151,7 +146,7 @@ impl fmt::Display for RunSummary {
         };
         write!(
             f,
-            "Sync run {} ({mode}, {}) {} in {:.1}s: {} pages, {} referrals fetched ({rate:.0}/s); {} inserted, {} updated, {} unchanged, {} marked missing, {} with unreadable fields, {} retries.",
+            "Sync run {} ({mode}, {}) {} in {:.1}s: {} pages, {} referrals fetched ({rate:.0}/s); {} inserted, {} updated, {} unchanged, {} marked missing, {} sync errors, {} retries.",
             self.run_id
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             self.trigger.as_str(),
@@ -166,84 +161,5 @@ impl fmt::Display for RunSummary {
             self.parse_errors,
             self.retries,
         )
-    }
-}
-
-/// What [`run_cli`] needs from the command line.
-#[derive(Clone, Debug, Default)]
-pub struct CliOptions {
-    pub full: bool,
-    pub dry_run: bool,
-    pub since: Option<DateTime<Utc>>,
-    /// Show pages, referrals and rate on stderr while running (the CLI passes true on a TTY).
-    pub show_progress: bool,
-}
-
-/// The CLI's `sync`: one run with trigger `cli`, Ctrl-C cancelling it cleanly. With the
-/// feature flag off it touches nothing (not even the database) and succeeds.
-pub async fn run_cli(config: Arc<Config>, opts: CliOptions) -> Result<RunSummary, SyncError> {
-    if !config.enabled {
-        tracing::info!(
-            event = "feature_flag_disabled",
-            "The Partner Center integration is disabled; not syncing."
-        );
-        return Ok(RunSummary::disabled(Trigger::Cli));
-    }
-    let pool = store::connect(config.require_database_url()?).await?;
-    store::migrate(&pool).await?;
-    let http = crate::outbound::http_client(&config).map_err(SyncError::Http)?;
-    let tokens = TokenProvider::new(&config, http)?;
-    let engine = SyncEngine::new(config, pool.clone(), tokens, Metrics::new())?;
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    let ctrl_c = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
-    let (progress, printer) = if opts.show_progress && std::io::stderr().is_terminal() {
-        let (tx, rx) = watch::channel(Progress::default());
-        (Some(tx), Some(tokio::spawn(print_progress(rx))))
-    } else {
-        (None, None)
-    };
-    let request = RunRequest {
-        run_id: None,
-        trigger: Trigger::Cli,
-        mode: if opts.full {
-            RequestedMode::Full
-        } else {
-            RequestedMode::Auto
-        },
-        dry_run: opts.dry_run,
-        since: opts.since,
-        progress,
-    };
-    let result = engine.run(request, cancel).await;
-    ctrl_c.abort();
-    if let Some(p) = printer {
-        let _ = p.await;
-        eprintln!();
-    }
-    pool.close().await;
-    result
-}
-
-/// Rewrites one stderr line as batches commit; ends when the run drops its sender.
-async fn print_progress(mut rx: watch::Receiver<Progress>) {
-    while rx.changed().await.is_ok() {
-        let p = rx.borrow_and_update().clone();
-        let rate = if p.elapsed_secs > 0.0 {
-            p.fetched as f64 / p.elapsed_secs
-        } else {
-            0.0
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} pages, {} referrals, {rate:.0}/s    ",
-            p.pages, p.fetched
-        );
-        let _ = err.flush();
     }
 }

@@ -1,0 +1,260 @@
+//! Command-line interface: parse, load config, dispatch, and map errors to the
+//! documented exit codes (README "Exit codes", the table in [`Exit`]).
+//!
+//! - `sync.rs`: `sync`: one run with progress on a terminal, Ctrl-C cancelling it.
+//! - `status.rs`: `status`: sign-in, the last runs and the daemon's health.
+
+mod status;
+mod sync;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigError, LoadOptions, Loaded};
+use crate::daemon::{Daemon, DaemonError};
+use crate::telemetry::LogHandle;
+use crate::{auth, store};
+
+pub use crate::exit::Exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "partner-center-sync",
+    version,
+    about = "Keeps a PostgreSQL copy of Microsoft Partner Center referrals fresh."
+)]
+pub struct Cli {
+    /// TOML config file; without it /etc/partner-center-sync/config.toml is read if it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check or show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Apply database migrations (a no-op when the schema is current).
+    Migrate,
+    /// Sign in once with the device code flow; the daemon then refreshes silently.
+    Login {
+        /// Sign in again even when the saved login still works.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove this client's login from the token cache; other apps' entries stay.
+    Logout,
+    /// Run one sync now and print its summary.
+    Sync(SyncArgs),
+    /// Run the daemon: scheduler, sync worker, HTTP API and UI (what systemd starts).
+    Run,
+    /// Everything on one machine: database, emulated Partner Center, sign-in, daemon, UI.
+    Demo(crate::demo::DemoArgs),
+    /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
+    Status {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Read every referral (and mark those Partner Center no longer returns) instead of
+    /// only those updated since the last run.
+    #[arg(long)]
+    pub full: bool,
+    /// Fetch and report what would change, writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read referrals updated since this RFC 3339 time (e.g. 2026-01-31T00:00:00Z) or
+    /// date (midnight UTC).
+    #[arg(long, value_name = "TIMESTAMP", value_parser = crate::sync::parse_since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate; exit 0, or 78 listing every problem.
+    Check,
+    /// Print each effective value and where it came from; secrets are redacted.
+    Show,
+}
+
+/// A command that failed: what to print, and the exit code to end with.
+#[derive(Debug)]
+pub struct CommandError {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn new(exit: Exit, message: impl std::fmt::Display) -> Self {
+        Self {
+            exit,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for CommandError {
+    fn from(e: ConfigError) -> Self {
+        Self::new(Exit::Config, e)
+    }
+}
+
+impl From<auth::AuthError> for CommandError {
+    fn from(e: auth::AuthError) -> Self {
+        Self::new(e.exit(), e)
+    }
+}
+
+impl From<store::StoreError> for CommandError {
+    fn from(e: store::StoreError) -> Self {
+        Self::new(Exit::Failure, e)
+    }
+}
+
+impl From<crate::sync::SyncError> for CommandError {
+    fn from(e: crate::sync::SyncError) -> Self {
+        Self::new(e.exit(), e)
+    }
+}
+
+impl From<DaemonError> for CommandError {
+    fn from(e: DaemonError) -> Self {
+        let exit = match &e {
+            DaemonError::Config(_) => Exit::Config,
+            DaemonError::Auth(a) => a.exit(),
+            _ => Exit::Failure,
+        };
+        Self::new(exit, e)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut options = LoadOptions::from_process(cli.config.clone());
+    options.strict_env = matches!(cli.command, Command::Config(ConfigCommand::Check));
+    let loaded = match config::load(&options) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::Config.into();
+        }
+    };
+    let log = crate::telemetry::init(loaded.config.log_format, &loaded.config.log_level);
+    loaded.warn_unknown_env();
+    // One sync at a time and an API that waits on the database need few threads; a
+    // worker per core would only grow the idle footprint on large hosts (docs/idle.md).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    match runtime.block_on(dispatch(cli, loaded, options, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", e.message);
+            e.exit.into()
+        }
+    }
+}
+
+async fn dispatch(
+    cli: Cli,
+    loaded: Loaded,
+    options: LoadOptions,
+    log: LogHandle,
+) -> Result<(), CommandError> {
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            // Commands that talk to the database need it; `check` validates for the daemon.
+            loaded.config.require_database_url()?;
+            println!(
+                "Configuration is valid (file: {}).",
+                config::describe_file(loaded.file.as_deref())
+            );
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show) => {
+            println!("# file: {}", config::describe_file(loaded.file.as_deref()));
+            for (key, value) in loaded.config.display_values() {
+                let source = loaded
+                    .sources
+                    .get(key)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                println!("{key} = {value}  # {source}");
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let pool = store::connect(loaded.config.require_database_url()?).await?;
+            let applied = store::migrate(&pool).await?;
+            println!("Applied {applied} migration(s); the schema is current.");
+            Ok(())
+        }
+        Command::Login { force } => {
+            // Microsoft's instructions go to stderr from `login`; the result to stdout.
+            println!("{}", auth::login(&loaded.config, force).await?);
+            Ok(())
+        }
+        Command::Logout => {
+            println!("{}", auth::logout(&loaded.config)?);
+            Ok(())
+        }
+        Command::Sync(args) => sync::run(Arc::new(loaded.config), args).await,
+        Command::Demo(args) => crate::demo::run(args, &loaded.config)
+            .await
+            .map_err(|e| CommandError::new(Exit::Failure, e)),
+        Command::Status { json } => status::run(&loaded.config, json).await,
+        Command::Run => {
+            loaded.warn_shadowed_keys();
+            let daemon = Daemon::build(loaded.config, Some(options), Some(log)).await?;
+            Ok(daemon.run_until(std::future::pending()).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_exit_with_the_table_code() {
+        let err = Cli::try_parse_from(["partner-center-sync", "--no-such-flag"])
+            .expect_err("an unknown flag");
+        assert_eq!(err.exit_code(), i32::from(Exit::Usage.code()));
+        let err = Cli::try_parse_from(["partner-center-sync", "sync", "--since", "soon"])
+            .expect_err("not a time");
+        assert!(
+            err.to_string()
+                .contains("`soon` is not an RFC 3339 timestamp"),
+            "{err}"
+        );
+        let ok = Cli::try_parse_from(["partner-center-sync", "sync", "--since", "2026-01-31"])
+            .expect("a date is midnight UTC");
+        let Command::Sync(args) = ok.command else {
+            panic!("parsed as sync");
+        };
+        assert_eq!(
+            args.since.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-01-31T00:00:00+00:00")
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! What a run can fail with, each saying what happens next.
+
+use std::time::Duration;
+
+use crate::auth::AuthError;
+use crate::config::ConfigError;
+use crate::exit::Exit;
+use crate::partner_center::PcError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "Another sync is running (another process holds the sync lock); this one was not started. Try again when it has finished."
+    )]
+    AnotherSyncRunning,
+    #[error("Sign-in required: {reason}. Run `partner-center-sync login`.")]
+    SignInRequired { reason: String },
+    #[error(transparent)]
+    Api(PcError),
+    #[error(transparent)]
+    Auth(AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("Cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+    #[error("The sync run exceeded its deadline of {}s (run_deadline) and was stopped; committed pages are kept and the next run goes on. Raise run_deadline if runs are legitimately this long.", .deadline.as_secs())]
+    DeadlineExceeded { deadline: Duration },
+    #[error(
+        "The sync run was cancelled (shutdown); committed pages are kept and the next run goes on."
+    )]
+    Cancelled,
+    #[error(
+        "Run {run_id} is no longer queued (it was already started or closed); not running it twice."
+    )]
+    RunNotQueued { run_id: i64 },
+}
+
+impl SyncError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        self.exit().code()
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            SyncError::AnotherSyncRunning => Exit::TempFail,
+            SyncError::SignInRequired { .. } => Exit::SignInRequired,
+            // A sign-in setting or token cache the operator must fix.
+            SyncError::Auth(e) | SyncError::Api(PcError::Auth(e)) if e.exit() == Exit::Config => {
+                Exit::Config
+            }
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl From<PcError> for SyncError {
+    fn from(e: PcError) -> Self {
+        match e {
+            PcError::SignInRequired { reason } => SyncError::SignInRequired { reason },
+            PcError::Auth(AuthError::SignInRequired { reason }) => {
+                SyncError::SignInRequired { reason }
+            }
+            other => SyncError::Api(other),
+        }
+    }
+}
+
+impl From<AuthError> for SyncError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::SignInRequired { reason } => SyncError::SignInRequired { reason },
+            other => SyncError::Auth(other),
+        }
+    }
+}
