@@ -21,7 +21,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[path = "dev/demo.rs"]
 pub mod demo;
+#[path = "dev/devdb.rs"]
 pub mod devdb;
 pub mod http;
 pub mod metrics;
