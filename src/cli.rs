@@ -61,7 +61,8 @@ pub enum Command {
     /// Run the daemon: scheduler, sync worker, HTTP API and UI (what systemd starts).
     Run,
     /// Everything on one machine: database, emulated Partner Center, sign-in, daemon, UI.
-    Demo(crate::demo::DemoArgs),
+    #[cfg(feature = "dev")]
+    Demo(crate::dev::demo::DemoArgs),
     /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
     Status {
         /// Print JSON on stdout.
@@ -234,7 +235,8 @@ async fn dispatch(
             }
             Ok(())
         }
-        Command::Demo(args) => crate::demo::run(args, &loaded.config)
+        #[cfg(feature = "dev")]
+        Command::Demo(args) => crate::dev::demo::run(args, &loaded.config)
             .await
             .map_err(|e| Failure::new(exit::FAILURE, e)),
         Command::Status { json } => status(&loaded.config, json).await,

@@ -14,17 +14,15 @@
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
-//! - [`demo`]: `partner-center-sync demo`, the one-command quickstart.
-//! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
+//! - `dev` (cargo feature `dev`: on by default, off in the package build): `demo`, the
+//!   one-command quickstart, and a throwaway PostgreSQL cluster for it and the tests.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-#[path = "dev/demo.rs"]
-pub mod demo;
-#[path = "dev/devdb.rs"]
-pub mod devdb;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

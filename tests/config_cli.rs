@@ -227,8 +227,8 @@ fn migrate_without_a_database_url_names_the_key() {
 /// DATABASE_URL is set, exercised directly so it is tested on every machine.
 #[tokio::test]
 async fn a_throwaway_cluster_starts_answers_and_is_removed() {
-    let pg =
-        partner_center_sync::devdb::ThrowawayPostgres::start().expect("throwaway cluster starts");
+    let pg = partner_center_sync::dev::devdb::ThrowawayPostgres::start()
+        .expect("throwaway cluster starts");
     let url = pg.url();
     let port = url::Url::parse(&url).expect("url").port().expect("port");
     assert_ne!(port, 5432);
