@@ -7,7 +7,7 @@
 //! - [`telemetry`]: tracing set-up: journald under systemd, pretty on a terminal, JSON lines otherwise.
 //! - [`auth`]: device-code login, the MSAL-compatible token cache and silent refresh.
 //! - [`partner_center`]: the Referrals API client: paging, retries, wire types.
-//! - [`store`]: PostgreSQL: pool, migrations, upserts, run history, read queries.
+//! - [`store`]: PostgreSQL: pool, migrations (then lz4 payloads where the server has it), upserts, run history, read queries.
 //! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
 //! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
