@@ -8,7 +8,7 @@
 //! - [`telemetry`]: tracing set-up: journald under systemd, pretty on a terminal, JSON lines otherwise.
 //! - [`auth`]: device-code login, the MSAL-compatible token cache and silent refresh.
 //! - [`partner_center`]: the Referrals API client: paging, retries, wire types.
-//! - [`store`]: PostgreSQL: pool, migrations, upserts, run history, read queries.
+//! - [`store`]: PostgreSQL: pool, migrations (then lz4 payloads where the server has it), upserts, run history, read queries.
 //! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
 //! - [`daemon`]: builds everything from config and runs one control loop (signals, the HTTP
@@ -16,15 +16,15 @@
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
-//! - [`demo`]: `partner-center-sync demo`, the one-command quickstart.
-//! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
+//! - `dev` (cargo feature `dev`: on by default, off in the package build): `demo`, the
+//!   one-command quickstart, and a throwaway PostgreSQL cluster for it and the tests.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod demo;
-pub mod devdb;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod exit;
 pub mod http;
 pub mod metrics;

@@ -216,6 +216,64 @@ async fn migrate_twice_is_a_no_op_and_creates_the_documented_columns() {
     }
 }
 
+/// Payloads are written with lz4 where the server has it (PostgreSQL 14 or later, built
+/// with lz4); either way one log line says which compression applies, and only once.
+#[tokio::test]
+async fn migrate_prefers_lz4_for_payloads_and_says_which_compression_applies() {
+    let db = TestDb::empty().await;
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json"),
+    ];
+    let events = |o: &Output| -> Vec<serde_json::Value> {
+        stderr(o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "payload_compression")
+            .collect()
+    };
+    let first = run(&["migrate"], &env);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let server_has_lz4: bool = sqlx::query_scalar(
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    .fetch_optional(&db.pool)
+    .await
+    .expect("settings")
+    .unwrap_or(false);
+    let said = events(&first);
+    assert_eq!(said.len(), 1, "{}", stderr(&first));
+    let expected = if server_has_lz4 { "lz4" } else { "default" };
+    assert_eq!(said[0]["compression"], expected, "{}", stderr(&first));
+
+    if server_has_lz4 {
+        sqlx::query(
+            "INSERT INTO partner_center_referrals (id, payload)
+             VALUES ('big', jsonb_build_object('notes', repeat('Contoso wants 40 seats. ', 2000)))",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("insert");
+        let stored: String = sqlx::query_scalar(
+            "SELECT pg_column_compression(payload) FROM partner_center_referrals",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("compression");
+        assert_eq!(stored, "lz4");
+    }
+
+    let second = run(&["migrate"], &env);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let again = events(&second);
+    assert_eq!(
+        again.len(),
+        usize::from(!server_has_lz4),
+        "{}",
+        stderr(&second)
+    );
+}
+
 #[test]
 fn migrate_without_a_database_url_names_the_key() {
     let o = run(&["migrate"], &[]);
@@ -227,8 +285,8 @@ fn migrate_without_a_database_url_names_the_key() {
 /// DATABASE_URL is set, exercised directly so it is tested on every machine.
 #[tokio::test]
 async fn a_throwaway_cluster_starts_answers_and_is_removed() {
-    let pg =
-        partner_center_sync::devdb::ThrowawayPostgres::start().expect("throwaway cluster starts");
+    let pg = partner_center_sync::dev::devdb::ThrowawayPostgres::start()
+        .expect("throwaway cluster starts");
     let url = pg.url();
     let port = url::Url::parse(&url).expect("url").port().expect("port");
     assert_ne!(port, 5432);

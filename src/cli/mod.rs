@@ -54,7 +54,8 @@ pub enum Command {
     /// Run the daemon: scheduler, sync worker, HTTP API and UI (what systemd starts).
     Run,
     /// Everything on one machine: database, emulated Partner Center, sign-in, daemon, UI.
-    Demo(crate::demo::DemoArgs),
+    #[cfg(feature = "dev")]
+    Demo(crate::dev::demo::DemoArgs),
     /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
     Status {
         /// Print JSON on stdout.
@@ -219,7 +220,8 @@ async fn dispatch(
             Ok(())
         }
         Command::Sync(args) => sync::run(Arc::new(loaded.config), args).await,
-        Command::Demo(args) => crate::demo::run(args, &loaded.config)
+        #[cfg(feature = "dev")]
+        Command::Demo(args) => crate::dev::demo::run(args, &loaded.config)
             .await
             .map_err(|e| CommandError::new(Exit::Failure, e)),
         Command::Status { json } => status::run(&loaded.config, json).await,

@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, the embedded migrations, and the queries of each concern.
 
 pub mod companies;
+pub mod compression;
 pub mod lock;
 pub mod read;
 pub mod referrals;
@@ -56,10 +57,12 @@ pub async fn connect(url: &SecretString) -> Result<PgPool, StoreError> {
         .map_err(|source| StoreError::Connect { target, source })
 }
 
-/// Applies pending migrations; a no-op when the schema is current.
+/// Applies pending migrations (a no-op when the schema is current), then prefers lz4 for
+/// the referral payloads where the server has it.
 pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
     let before = applied_count(pool).await.unwrap_or(0);
     MIGRATOR.run(pool).await?;
+    compression::prefer_lz4(pool).await;
     Ok(applied_count(pool).await?.saturating_sub(before))
 }
 

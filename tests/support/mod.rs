@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use partner_center_sync::devdb::DatabaseChoice;
+use partner_center_sync::dev::devdb::DatabaseChoice;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 

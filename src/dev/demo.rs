@@ -14,9 +14,9 @@ use secrecy::SecretString;
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
 
+use super::devdb::DatabaseChoice;
 use crate::config::Config;
 use crate::daemon::Daemon;
-use crate::devdb::DatabaseChoice;
 
 /// The demo's database on a shared local server, so it never touches other data.
 const DEMO_DATABASE: &str = "partner_center_sync_demo";
@@ -42,7 +42,7 @@ pub struct DemoArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(transparent)]
-    Database(#[from] crate::devdb::DevDbError),
+    Database(#[from] super::devdb::DevDbError),
     #[error("Cannot prepare the demo database: {0}")]
     Prepare(#[from] sqlx::Error),
     #[error("Cannot start the Partner Center emulator: {0}")]
