@@ -13,6 +13,7 @@
 //! - [`daemon`]: builds everything from config and owns the control loop (signals, reload, shutdown).
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
+//! - [`export`]: referrals as Excel-safe CSV or JSON lines, for the download and the CLI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
 //! - [`demo`]: `partner-center-sync demo`, the one-command quickstart.
 //! - [`devdb`]: a throwaway PostgreSQL cluster for the demo and the tests.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod devdb;
+pub mod export;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

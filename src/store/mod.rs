@@ -1,7 +1,9 @@
 //! PostgreSQL: the pool, the embedded migrations, and the queries of each concern.
 
 pub mod companies;
+pub mod filter;
 pub mod lock;
+pub mod pipeline;
 pub mod read;
 pub mod referrals;
 pub mod runs;
