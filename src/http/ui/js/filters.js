@@ -11,11 +11,13 @@ import { baseline } from './visits.js';
 /** Form fields by filter; selects gain an option for a shared URL's value they lack. */
 const SELECTS = { status: 'f-status', substatus: 'f-substatus', type: 'f-type', direction: 'f-direction', qualification: 'f-qualification', expiring_within_days: 'f-expiring' };
 const INPUTS = { q: 'f-q', country: 'f-country', currency: 'f-currency', min_value: 'f-min-value', max_value: 'f-max-value' };
+/** Typed fields whose change has not been applied yet; redrawing the form leaves them be. */
+const typing = new Map();
 
 /** Shows `view.ref` in the form and the chips. */
 export function syncFilterForm() {
   const r = view.ref;
-  for (const [key, id] of Object.entries(INPUTS)) $(id).value = r[key];
+  for (const [key, id] of Object.entries(INPUTS)) if (!typing.has(key)) $(id).value = r[key];
   for (const [key, id] of Object.entries(SELECTS)) {
     const select = $(id);
     if (r[key] && ![...select.options].some((o) => o.value === r[key])) {
@@ -69,10 +71,12 @@ export function bindFilterControls() {
   for (const [key, id] of Object.entries(SELECTS)) $(id).addEventListener('change', (e) => setRef({ [key]: e.target.value }));
   // Typed fields wait for a pause, so each keystroke is not a query.
   for (const [key, id] of Object.entries(INPUTS)) {
-    let typing = null;
     $(id).addEventListener('input', (e) => {
-      clearTimeout(typing);
-      typing = setTimeout(() => setRef({ [key]: e.target.value.trim() }), 300);
+      clearTimeout(typing.get(key));
+      typing.set(key, setTimeout(() => {
+        typing.delete(key);
+        setRef({ [key]: e.target.value.trim() });
+      }, 300));
     });
   }
   $('f-since').addEventListener('change', (e) => setRef({ updated_since: e.target.value }));
