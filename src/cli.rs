@@ -12,6 +12,8 @@ use crate::daemon::{Daemon, DaemonError};
 use crate::telemetry::LogHandle;
 use crate::{auth, store};
 
+mod export;
+
 /// Exit codes, following sysexits.h where one fits.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -62,6 +64,9 @@ pub enum Command {
     Run,
     /// Everything on one machine: database, emulated Partner Center, sign-in, daemon, UI.
     Demo(crate::demo::DemoArgs),
+    /// Every referral matching the filters on stdout, as CSV or JSON lines (the HTTP API's
+    /// filters; list filters repeat or take comma-separated values).
+    Export(Box<export::ExportArgs>),
     /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
     Status {
         /// Print JSON on stdout.
@@ -237,6 +242,7 @@ async fn dispatch(
         Command::Demo(args) => crate::demo::run(args, &loaded.config)
             .await
             .map_err(|e| Failure::new(exit::FAILURE, e)),
+        Command::Export(args) => export::run(&loaded.config, *args).await,
         Command::Status { json } => status(&loaded.config, json).await,
         Command::Run => {
             loaded.warn_shadowed_keys();

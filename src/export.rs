@@ -14,14 +14,80 @@
 //! only be digits, a point and a leading minus, and a negative amount must stay a number.
 
 use std::borrow::Cow;
-use std::io;
+use std::io::{self, Write};
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use sqlx::PgConnection;
 
 use crate::http::present::ReferralView;
+use crate::store::read::Matching;
 
 /// Makes Excel read the file as UTF-8.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Bytes gathered before they are written out: large enough that per-write costs vanish,
+/// small enough that memory stays flat and the first bytes leave at once.
+pub const CHUNK: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    /// JSON lines: one API row per line.
+    Jsonl,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(
+        "Reading the referrals from PostgreSQL failed: {0}. Check that the database is reachable and try again."
+    )]
+    Query(#[from] sqlx::Error),
+    #[error("Writing the export failed: {0}")]
+    Write(#[from] io::Error),
+}
+
+/// Writes every row of `query` to `out`, a [`CHUNK`] at a time, so memory stays flat
+/// however many referrals match; returns how many were written.
+pub async fn write_all(
+    conn: &mut PgConnection,
+    query: &mut Matching,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
+    let mut csv = match format {
+        Format::Csv => Some(CsvChunks::new()?),
+        Format::Jsonl => None,
+    };
+    let mut lines = Vec::new();
+    let mut rows = query.rows(conn);
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await? {
+        let view = ReferralView::new(row.referral, &row.payload);
+        match &mut csv {
+            Some(csv) => {
+                csv.push(&view)?;
+                if csv.len() >= CHUNK {
+                    out.write_all(&csv.take()?)?;
+                }
+            }
+            None => {
+                json_line(&view, &mut lines)?;
+                if lines.len() >= CHUNK {
+                    out.write_all(&lines)?;
+                    lines.clear();
+                }
+            }
+        }
+        count += 1;
+    }
+    if let Some(csv) = &mut csv {
+        out.write_all(&csv.take()?)?;
+    }
+    out.write_all(&lines)?;
+    out.flush()?;
+    Ok(count)
+}
 
 /// The CSV columns, in order; [`cells`] fills them.
 pub const CSV_COLUMNS: [&str; 23] = [

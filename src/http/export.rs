@@ -26,12 +26,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::params::{FILTER_PARAMS, Params};
 use super::present::ReferralView;
-use crate::export::CsvChunks;
+use crate::export::{CHUNK, CsvChunks};
 use crate::store::read::Matching;
 
-/// Bytes gathered before a chunk goes out: large enough that per-chunk costs vanish,
-/// small enough that the first bytes leave at once.
-const CHUNK: usize = 64 * 1024;
 /// Chunks in flight between the query and the client.
 const IN_FLIGHT: usize = 4;
 

@@ -456,3 +456,104 @@ async fn the_pipeline_and_the_csv_need_the_bearer_token_like_the_list() {
         assert_eq!(right.status(), 200, "{path} with the token");
     }
 }
+
+#[tokio::test]
+async fn the_cli_export_writes_what_the_api_serves_for_the_same_filter() {
+    let app = spawn(Config::default()).await;
+    deals(&app.pool).await;
+    put(
+        &app.pool,
+        Deal {
+            id: "evil",
+            name: "@SUM(1,2) \"quoted\"",
+            country: "DE",
+            ..DEAL
+        },
+    )
+    .await;
+    let export = |args: &[&str]| {
+        support::command()
+            .arg("export")
+            .args(args)
+            .env("DATABASE_URL", &app._db.url)
+            .output()
+            .expect("run export")
+    };
+
+    let out = export(&[
+        "--format",
+        "csv",
+        "--country",
+        "de",
+        "--min-value",
+        "-100",
+        "--sort",
+        "deal_value",
+        "--order",
+        "asc",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = csv_body(&app, "country=de&min_value=-100&sort=deal_value&order=asc").await;
+    let written = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(
+        written.strip_prefix('\u{feff}'),
+        Some(served.as_str()),
+        "the same bytes as the download"
+    );
+    let (_, rows) = csv_records(&served);
+    assert_eq!(
+        rows.iter().map(|r| &r[0]).collect::<Vec<_>>(),
+        ["evil", "e4", "u2"]
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Exported 3 referral(s)."));
+
+    let out = export(&[
+        "--format",
+        "jsonl",
+        "--currency",
+        "USD",
+        "--status",
+        "Active,Closed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let api = app
+        .ok("/api/v1/partner-center/referrals?currency=USD&status=Active,Closed")
+        .await;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        &lines,
+        api["items"].as_array().expect("items"),
+        "the API's rows, line by line"
+    );
+
+    for (args, flag) in [
+        (&["--min-value", "abc"][..], "--min-value"),
+        (
+            &["--expiring-within-days", "0"][..],
+            "--expiring-within-days",
+        ),
+        (&["--sort", "value"][..], "--sort"),
+    ] {
+        let out = export(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("Invalid {flag}:")),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "nothing on stdout for a usage error");
+    }
+}
