@@ -557,3 +557,37 @@ async fn the_cli_export_writes_what_the_api_serves_for_the_same_filter() {
         assert!(out.stdout.is_empty(), "nothing on stdout for a usage error");
     }
 }
+
+#[tokio::test]
+async fn abandoned_downloads_give_their_database_connections_back() {
+    let app = spawn(Config::default()).await;
+    // Far more than the channel and the loopback socket buffers hold, so each export is
+    // still streaming when its client goes.
+    sqlx::query(
+        "INSERT INTO partner_center_referrals (id, name, deal_value, currency, payload) \
+         SELECT 'r' || i, repeat('n', 200) || i, i, 'EUR', '{}'::jsonb FROM generate_series(1, 60000) AS i",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("bulk insert");
+    // More abandoned downloads than the daemon's pool has connections (8).
+    for _ in 0..12 {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/partner-center/referrals.csv", app.base))
+            .send()
+            .await
+            .expect("request");
+        let mut body = response.bytes_stream();
+        let first = futures::StreamExt::next(&mut body).await;
+        assert!(matches!(first, Some(Ok(_))), "the download starts");
+    }
+    let clock = std::time::Instant::now();
+    let body = app.ok("/api/v1/partner-center/referrals?limit=1").await;
+    assert_eq!(body["total"], 60000);
+    assert!(
+        clock.elapsed() < std::time::Duration::from_secs(5),
+        "the pool was free again: {:?}",
+        clock.elapsed()
+    );
+}

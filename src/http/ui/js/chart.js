@@ -6,13 +6,25 @@
 // viewBox that would shrink its text; colours come from CSS classes (`seg <class>`), so
 // dark mode and the strict style policy both hold.
 
-const NS = 'http://www.w3.org/2000/svg';
+import { $ } from './dom.js';
 
-function svg(tag, attrs, ...children) {
-  const node = document.createElementNS(NS, tag);
+function setAttributes(node, attrs) {
   for (const [key, value] of Object.entries(attrs)) if (value !== null && value !== undefined) node.setAttribute(key, String(value));
-  for (const child of children) node.append(child);
   return node;
+}
+
+/**
+ * An empty <svg> from the page's `chart-template`: the HTML parser put it in the SVG
+ * namespace, and each part is made in the same one, so the code names no URL at all.
+ */
+function newChart() {
+  const chart = $('chart-template').content.firstElementChild.cloneNode(false);
+  const svg = (tag, attrs, ...children) => {
+    const node = setAttributes(document.createElementNS(chart.namespaceURI, tag), attrs);
+    for (const child of children) node.append(child);
+    return node;
+  };
+  return { chart, svg };
 }
 
 const ROW = 30;
@@ -29,7 +41,8 @@ const BAR_WIDTH = 52;
  */
 export function barChart(bars, label) {
   const max = Math.max(0, ...bars.map((bar) => bar.total));
-  const chart = svg('svg', { class: 'chart', width: '100%', height: bars.length * ROW, role: 'img', 'aria-label': label, 'data-testid': 'pipeline-chart' });
+  const { chart, svg } = newChart();
+  setAttributes(chart, { class: 'chart', width: '100%', height: bars.length * ROW, role: 'img', 'aria-label': label, 'data-testid': 'pipeline-chart' });
   bars.forEach((bar, i) => {
     const middle = i * ROW + ROW / 2;
     chart.append(svg('text', { x: 0, y: middle, class: 'chart-label', 'dominant-baseline': 'middle' }, bar.label));
