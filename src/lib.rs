@@ -15,6 +15,7 @@
 //!   trigger, reload, shutdown); `http` sees it only through [`daemon::handle`].
 //! - [`metrics`]: Prometheus counters and gauges, served at `/metrics`.
 //! - [`http`]: the HTTP API, metrics and the embedded web UI.
+//! - [`export`]: referrals as Excel-safe CSV or JSON lines, for the download and the CLI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
 //! - `dev` (cargo feature `dev`: on by default, off in the package build): `demo`, the
 //!   one-command quickstart, and a throwaway PostgreSQL cluster for it and the tests.
@@ -26,6 +27,7 @@ pub mod daemon;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod exit;
+pub mod export;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

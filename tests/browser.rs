@@ -9,7 +9,8 @@
 //! This file holds the harness and the operator's flows; `browser/table.rs` pins how the
 //! referral table reads (badges, dates, expiry, currency sort, columns, dark mode) and
 //! `browser/comfort.rs` the everyday helpers (token prompt, shortcuts, saved views, new
-//! since the last visit, runs paging).
+//! since the last visit, runs paging) and `browser/pipeline.rs` money per currency and the
+//! CSV download (totals, the Pipeline view against SQL, the newer filters, Export CSV).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ use sqlx::PgPool;
 // Beside this file rather than in tests/, where Cargo would build each as its own binary.
 #[path = "browser/comfort.rs"]
 mod comfort;
+#[path = "browser/pipeline.rs"]
+mod pipeline;
 mod support;
 #[path = "browser/table.rs"]
 mod table;

@@ -4,6 +4,7 @@
 //! - `sync.rs`: `sync`: one run with progress on a terminal, Ctrl-C cancelling it.
 //! - `status.rs`: `status`: sign-in, the last runs and the daemon's health.
 
+mod export;
 mod status;
 mod sync;
 
@@ -56,6 +57,9 @@ pub enum Command {
     /// Everything on one machine: database, emulated Partner Center, sign-in, daemon, UI.
     #[cfg(feature = "dev")]
     Demo(crate::dev::demo::DemoArgs),
+    /// Every referral matching the filters on stdout, as CSV or JSON lines (the HTTP API's
+    /// filters; list filters repeat or take comma-separated values).
+    Export(Box<export::ExportArgs>),
     /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
     Status {
         /// Print JSON on stdout.
@@ -224,6 +228,7 @@ async fn dispatch(
         Command::Demo(args) => crate::dev::demo::run(args, &loaded.config)
             .await
             .map_err(|e| CommandError::new(Exit::Failure, e)),
+        Command::Export(args) => export::run(&loaded.config, *args).await,
         Command::Status { json } => status::run(&loaded.config, json).await,
         Command::Run => {
             loaded.warn_shadowed_keys();

@@ -5,12 +5,20 @@
 //! an invalid value is a 400 whose message names the parameter. An empty value
 //! (`status=`) counts as absent, so HTML forms can send every field.
 //!
-//! `GET /api/v1/partner-center/referrals`
-//! - `status`, `substatus`, `type`, `direction`: exact match; comma-separated or repeated
-//!   parameters match any of the values.
+//! `GET /api/v1/partner-center/referrals`, with the filters that the pipeline and the CSV
+//! export (`export.rs`) take too (`params.rs` parses them, `store/filter.rs` applies them):
+//! - `status`, `substatus`, `type`, `direction`, `qualification`: exact match;
+//!   comma-separated or repeated parameters match any of the values.
+//! - `country` (customer country code), `currency`: the same, ignoring case.
 //! - `domain`: exact customer domain (compared in lower case).
 //! - `q`: case-insensitive substring of the name or the customer name; `%` and `_` are literal.
 //! - `updated_since`: RFC 3339 timestamp (`2025-01-15T08:00:00Z`) or a date (`2025-01-15`, midnight UTC).
+//! - `expiring_within_days`: 1..=366; New referrals whose payload `expirationDateTime` lies
+//!   between now and that many days ahead (the ones to answer before they expire).
+//! - `min_value`, `max_value`: inclusive bounds on `deal_value`, plain decimals (`1000.50`).
+//!   Amounts are compared in each referral's own currency, never converted, so a bound
+//!   means the same number in every currency; add `currency` to compare like with like.
+//!   Referrals without a value never match a bound. `min_value` above `max_value` is a 400.
 //! - `include_missing`: `true` to include referrals Partner Center no longer lists (default `false`).
 //! - `sort`: `updated_at` (default), `created_at`, `name`, `customer_name`, `deal_value`, `status`;
 //!   `order`: `asc` or `desc` (default). Ties are broken by `id`. `deal_value` sorts by
@@ -31,6 +39,14 @@
 //! in Unicode (`bücher.example` for the stored `xn--bcher-kva.example`); the last five come
 //! from the payload (`expirationDateTime`, `closedDateTime`, `details.closingDateTime`, the
 //! partner `team`, `links.self.uri`) and are null or empty when it lacks them.
+//!
+//! `GET /api/v1/partner-center/referrals/pipeline` (the filters above): count and value by
+//! status and substatus, per currency: `{"total": n, "currencies": [{currency, count,
+//! valued, value, statuses: [{status, count, valued, value, substatuses: [{substatus,
+//! count, valued, value}]}]}]}`. `count` counts referrals, `valued` those with a deal value,
+//! `value` is the exact sum of their values as a decimal string (`"0"` when none has one).
+//! Currencies run A to Z (none last), statuses and substatuses in lifecycle order (New,
+//! Active, Closed; Pending, Received, Accepted, Won, Lost, Declined, Expired).
 //!
 //! `GET /api/v1/partner-center/referrals/{id}`: a Referral plus `etag`, `payload` (the raw
 //! JSON as Partner Center sent it), `team` and `customer_team` (from the payload's `team` and
@@ -62,118 +78,23 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
+use super::params::{FILTER_PARAMS, Params};
 use super::present::{CompanyView, Member, ReferralView, members};
-use crate::store::read::{
-    self, CompanyQuery, Cursor, Paging, ReferralFilter, ReferralQuery, ReferralSort, SortOrder,
-};
+use crate::store::pipeline::{self, CurrencyTally};
+use crate::store::read::{self, CompanyQuery, Cursor, Paging, ReferralQuery, ReferralSort};
 use crate::store::runs::{self, RunStatus};
-use crate::sync::parse_since;
-
-/// Longest free-text search accepted; longer input is a mistake, not a search.
-const MAX_TEXT: usize = 200;
-/// Most values one list filter may carry.
-const MAX_VALUES: usize = 50;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/partner-center/referrals", get(list_referrals))
+        .route(
+            "/api/v1/partner-center/referrals/pipeline",
+            get(referral_pipeline),
+        )
         .route("/api/v1/partner-center/referrals/{id}", get(get_referral))
         .route("/api/v1/partner-center/companies", get(list_companies))
         .route("/api/v1/partner-center/sync-runs", get(list_runs))
         .route("/api/v1/partner-center/sync-runs/{id}", get(get_run))
-}
-
-/// Query parameters, checked against the names an endpoint knows so a typo is an error
-/// rather than a silently ignored filter.
-struct Params {
-    pairs: Vec<(String, String)>,
-}
-
-impl Params {
-    fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> =
-            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
-                .collect();
-        if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("unknown parameter; expected one of {}", known.join(", ")),
-            ));
-        }
-        Ok(Self { pairs })
-    }
-
-    /// A single-valued parameter; repeating it is ambiguous and refused.
-    fn one(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self
-            .pairs
-            .iter()
-            .filter(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str());
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(ApiError::bad_param(name, "given more than once"));
-        }
-        Ok(first)
-    }
-
-    /// Comma-separated and repeated values, merged.
-    fn list(&self, name: &str) -> Result<Vec<String>, ApiError> {
-        let values: Vec<String> = self
-            .pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if values.len() > MAX_VALUES {
-            return Err(ApiError::bad_param(
-                name,
-                format!("at most {MAX_VALUES} values are allowed"),
-            ));
-        }
-        Ok(values)
-    }
-
-    fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
-        match self.one(name)? {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_param(
-                        name,
-                        format!("`{v}` is not an integer from {min} to {max}"),
-                    )
-                }),
-        }
-    }
-
-    fn bool(&self, name: &str) -> Result<bool, ApiError> {
-        match self.one(name)? {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(v) => Err(ApiError::bad_param(
-                name,
-                format!("`{v}` is not `true` or `false`"),
-            )),
-        }
-    }
-
-    fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.one(name)? {
-            Some(v) if v.chars().count() > MAX_TEXT => Err(ApiError::bad_param(
-                name,
-                format!("longer than {MAX_TEXT} characters"),
-            )),
-            v => Ok(v.map(str::to_owned)),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -189,54 +110,15 @@ async fn list_referrals(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ReferralList>, ApiError> {
-    let p = Params::parse(
-        raw,
-        &[
-            "status",
-            "substatus",
-            "type",
-            "direction",
-            "domain",
-            "q",
-            "updated_since",
-            "include_missing",
-            "sort",
-            "order",
-            "limit",
-            "offset",
-            "cursor",
-        ],
-    )?;
-    let updated_since = match p.one("updated_since")? {
-        None => None,
-        Some(v) => {
-            Some(parse_since(v).map_err(|e| ApiError::bad_param("updated_since", e.to_string()))?)
-        }
-    };
-    let filter = ReferralFilter {
-        statuses: p.list("status")?,
-        substatuses: p.list("substatus")?,
-        types: p.list("type")?,
-        directions: p.list("direction")?,
-        domain: p.text("domain")?.map(|d| d.to_lowercase()),
-        text: p.text("q")?,
-        updated_since,
-        include_missing: p.bool("include_missing")?,
-    };
-    let sort = match p.one("sort")? {
-        None => ReferralSort::default(),
-        Some(v) => ReferralSort::parse(v).ok_or_else(|| {
-            ApiError::bad_param(
-                "sort",
-                format!("`{v}` is not one of {}", ReferralSort::NAMES.join(", ")),
-            )
-        })?,
-    };
-    let order = match p.one("order")? {
-        None => SortOrder::default(),
-        Some(v) => SortOrder::parse(v)
-            .ok_or_else(|| ApiError::bad_param("order", format!("`{v}` is not `asc` or `desc`")))?,
-    };
+    let known = [
+        FILTER_PARAMS,
+        &["sort", "order", "limit", "offset", "cursor"],
+    ]
+    .concat();
+    let p = Params::parse(raw, &known)?;
+    let filter = p.referral_filter()?;
+    let sort = p.sort()?;
+    let order = p.order()?;
     let limit = p.int("limit", 50, 1, 500)?;
     let offset = p.int("offset", 0, 0, i64::from(i32::MAX))?;
     let paging = match p.one("cursor")? {
@@ -290,6 +172,25 @@ async fn list_referrals(
         limit,
         offset,
         next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+#[derive(Serialize)]
+struct Pipeline {
+    /// Referrals matching the filter, all currencies together.
+    total: i64,
+    currencies: Vec<CurrencyTally>,
+}
+
+async fn referral_pipeline(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Pipeline>, ApiError> {
+    let filter = Params::parse(raw, FILTER_PARAMS)?.referral_filter()?;
+    let currencies = pipeline::pipeline(&state.pool, &filter).await?;
+    Ok(Json(Pipeline {
+        total: currencies.iter().map(|c| c.tally.count).sum(),
+        currencies,
     }))
 }
 

@@ -2,6 +2,9 @@
 //!
 //! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`, the sync trigger.
 //! - `api.rs`: read-only data endpoints under `/api/v1/partner-center/`.
+//! - `params.rs`: their query parameters, and the referral filter the list, the
+//!   pipeline and the export share.
+//! - `export.rs`: the streamed CSV download of every referral matching a filter.
 //! - `ui.rs`: the single page at `/` and its embedded assets.
 //! - `present.rs`: what responses add to stored rows for display (domain in Unicode,
 //!   payload dates, team, link).
@@ -11,7 +14,9 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod ops;
+pub mod params;
 pub mod present;
 pub mod ui;
 
@@ -40,6 +45,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(api::router())
+        .merge(export::router())
         .merge(ops::protected_router())
         // `route_layer`: only matched routes are guarded, so an unknown path is a 404,
         // not a 401 that would hint something exists there.

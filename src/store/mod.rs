@@ -2,7 +2,9 @@
 
 pub mod companies;
 pub mod compression;
+pub mod filter;
 pub mod lock;
+pub mod pipeline;
 pub mod read;
 pub mod referrals;
 pub mod runs;

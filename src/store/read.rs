@@ -8,7 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::filter::{ReferralFilter, like_pattern, push_filter};
 
 /// The list columns; `deal_value` as exact text.
 const REFERRAL_COLUMNS: &str = "id, engagement_id, name, status, substatus, type, qualification, direction, \
@@ -61,21 +63,6 @@ pub struct ReferralDetail {
     pub referral: Referral,
     pub etag: Option<String>,
     pub payload: serde_json::Value,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ReferralFilter {
-    /// Each list matches any of its values; an empty list does not filter.
-    pub statuses: Vec<String>,
-    pub substatuses: Vec<String>,
-    pub types: Vec<String>,
-    pub directions: Vec<String>,
-    pub domain: Option<String>,
-    /// Case-insensitive substring of the name or the customer name, taken literally.
-    pub text: Option<String>,
-    pub updated_since: Option<DateTime<Utc>>,
-    /// Referrals Partner Center stopped listing are hidden unless asked for.
-    pub include_missing: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,53 +200,6 @@ pub struct ReferralPage {
     pub next_cursor: Option<Cursor>,
 }
 
-/// Escapes LIKE's wildcards so user text matches literally (backslash is Postgres' default escape).
-fn like_pattern(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &ReferralFilter) {
-    qb.push(" WHERE true");
-    if !f.include_missing {
-        qb.push(" AND missing_since IS NULL");
-    }
-    for (column, values) in [
-        ("status", &f.statuses),
-        ("substatus", &f.substatuses),
-        ("type", &f.types),
-        ("direction", &f.directions),
-    ] {
-        if !values.is_empty() {
-            qb.push(format!(" AND {column} = ANY("))
-                .push_bind(values.clone())
-                .push(")");
-        }
-    }
-    if let Some(domain) = &f.domain {
-        qb.push(" AND customer_domain = ").push_bind(domain.clone());
-    }
-    if let Some(text) = &f.text {
-        let pattern = like_pattern(text);
-        qb.push(" AND (name ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR customer_name ILIKE ")
-            .push_bind(pattern)
-            .push(")");
-    }
-    if let Some(since) = f.updated_since {
-        qb.push(" AND updated_at >= ").push_bind(since);
-    }
-}
-
 /// Rows strictly after `c` in the order `updated_at {order}, id {reverse order}`, which is
 /// the `(updated_at DESC, id)` index scanned forwards or backwards. Postgres puts NULLs
 /// first in DESC and last in ASC, hence the NULL branches.
@@ -295,6 +235,23 @@ fn push_after(qb: &mut QueryBuilder<Postgres>, c: &Cursor) {
     }
 }
 
+fn push_order(qb: &mut QueryBuilder<Postgres>, sort: ReferralSort, order: SortOrder) {
+    let column = sort.column();
+    match (sort, order) {
+        (ReferralSort::UpdatedAt, SortOrder::Desc) => qb.push(" ORDER BY updated_at DESC, id ASC"),
+        (ReferralSort::UpdatedAt, SortOrder::Asc) => qb.push(" ORDER BY updated_at ASC, id DESC"),
+        // Amounts in different currencies do not compare: group by currency first.
+        (ReferralSort::DealValue, order) => qb.push(format!(
+            " ORDER BY currency ASC NULLS LAST, {column} {} NULLS LAST, id ASC",
+            order.as_str()
+        )),
+        (_, order) => qb.push(format!(
+            " ORDER BY {column} {} NULLS LAST, id ASC",
+            order.as_str()
+        )),
+    };
+}
+
 pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage, sqlx::Error> {
     let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM partner_center_referrals");
     push_filter(&mut count, &q.filter);
@@ -307,22 +264,7 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
     if let Paging::After(cursor) = &q.paging {
         push_after(&mut list, cursor);
     }
-    let column = q.sort.column();
-    match (q.sort, q.order) {
-        (ReferralSort::UpdatedAt, SortOrder::Desc) => {
-            list.push(" ORDER BY updated_at DESC, id ASC")
-        }
-        (ReferralSort::UpdatedAt, SortOrder::Asc) => list.push(" ORDER BY updated_at ASC, id DESC"),
-        // Amounts in different currencies do not compare: group by currency first.
-        (ReferralSort::DealValue, order) => list.push(format!(
-            " ORDER BY currency ASC NULLS LAST, {column} {} NULLS LAST, id ASC",
-            order.as_str()
-        )),
-        (_, order) => list.push(format!(
-            " ORDER BY {column} {} NULLS LAST, id ASC",
-            order.as_str()
-        )),
-    };
+    push_order(&mut list, q.sort, q.order);
     // One extra row tells whether a next page exists without a second query.
     list.push(" LIMIT ").push_bind(q.limit + 1);
     if let Paging::Offset(offset) = q.paging {
@@ -344,6 +286,29 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
         total,
         next_cursor,
     })
+}
+
+/// Every row matching a filter, in list order, for exports that must not hold them all:
+/// [`Matching::rows`] streams them from one query, so memory stays flat however many match.
+pub struct Matching(QueryBuilder<Postgres>);
+
+impl Matching {
+    pub fn new(filter: &ReferralFilter, sort: ReferralSort, order: SortOrder) -> Self {
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {REFERRAL_COLUMNS}, {LIST_PAYLOAD} FROM partner_center_referrals"
+        ));
+        push_filter(&mut qb, filter);
+        push_order(&mut qb, sort, order);
+        Self(qb)
+    }
+
+    /// The rows as PostgreSQL sends them; `conn` is busy until the stream ends or is dropped.
+    pub fn rows<'a>(
+        &'a mut self,
+        conn: &'a mut PgConnection,
+    ) -> impl futures::Stream<Item = Result<ListedReferral, sqlx::Error>> + Send + 'a {
+        self.0.build_query_as().fetch(conn)
+    }
 }
 
 /// Referrals Partner Center still returns, counted by status (`""` for none), for the
@@ -425,11 +390,6 @@ pub async fn companies(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern(r"50%_off\"), r"%50\%\_off\\%");
-    }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {

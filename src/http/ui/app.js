@@ -3,7 +3,9 @@
 //
 // - dom.js, format.js: building elements from data, and formatting it.
 // - api.js: the JSON API and its token; state.js: the view and its URL.
-// - tabs.js: the views; referrals.js, companies.js, runs.js: one per view.
+// - tabs.js: the views; referrals.js, pipeline.js, companies.js, runs.js: one per view;
+//   filters.js: the referral filters Referrals and Pipeline share; chart.js: SVG bars;
+//   download.js: Export CSV.
 // - detail.js: the side panel; status.js: the header's status and Sync now.
 // - columns.js: the referral table's columns and chooser; views.js: saved views;
 //   visits.js: "new since your last visit"; storage.js: what the browser remembers.
@@ -13,7 +15,9 @@ import { bindTokenDialog } from './js/api.js';
 import { bindCompanyControls, loadCompanies } from './js/companies.js';
 import { bindDialog, openReferral } from './js/detail.js';
 import { $ } from './js/dom.js';
+import { bindExport } from './js/download.js';
 import { tickTimes } from './js/format.js';
+import { loadPipeline } from './js/pipeline.js';
 import { bindReferralControls, loadReferrals } from './js/referrals.js';
 import { bindRunControls, loadRuns } from './js/runs.js';
 import { bindShortcuts } from './js/shortcuts.js';
@@ -23,12 +27,14 @@ import { bindTabs, registerTab, showTab } from './js/tabs.js';
 import { bindViews } from './js/views.js';
 
 registerTab('referrals', loadReferrals);
+registerTab('pipeline', loadPipeline);
 registerTab('companies', loadCompanies);
 registerTab('runs', loadRuns);
 
 readUrl();
 bindTabs();
 bindReferralControls();
+bindExport();
 bindCompanyControls();
 bindRunControls();
 bindDialog();

@@ -45,23 +45,44 @@ function askToken(refused) {
   return tokenPrompt;
 }
 
-export async function api(path, options = {}) {
+/** Sends a request with the token, asking for one once if it is refused. */
+async function send(path, options, accept) {
   // Two attempts at most: the second only after the user entered a token.
   for (let attempt = 0; ; attempt += 1) {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: accept };
     if (token) headers.Authorization = `Bearer ${token}`;
     const response = await fetch(path, { ...options, headers, cache: 'no-store' });
     if (response.status === 401 && attempt === 0 && await askToken(Boolean(token))) continue;
-    let body = null;
-    try {
-      body = await response.json();
-    } catch (_) {
-      body = null;
-    }
-    if (!response.ok) {
-      throw new HttpError(response.status, (body && body.error) || `The server answered HTTP ${response.status}.`);
-    }
-    return { status: response.status, body };
+    return response;
   }
+}
+
+async function jsonBody(response) {
+  try {
+    return await response.json();
+  } catch (_) {
+    return null;
+  }
+}
+
+const failure = (response, body) => new HttpError(response.status, (body && body.error) || `The server answered HTTP ${response.status}.`);
+
+export async function api(path, options = {}) {
+  const response = await send(path, options, 'application/json');
+  const body = await jsonBody(response);
+  if (!response.ok) throw failure(response, body);
+  return { status: response.status, body };
+}
+
+/**
+ * A file from the API, whole, with the name the server gives it. Fetched rather than
+ * linked because a link cannot carry the bearer token.
+ */
+export async function apiFile(path, accept) {
+  const response = await send(path, {}, accept);
+  if (!response.ok) throw failure(response, await jsonBody(response));
+  const disposition = response.headers.get('Content-Disposition') || '';
+  const match = /filename="([^"]+)"/.exec(disposition);
+  return { blob: await response.blob(), name: match ? match[1] : 'download' };
 }

@@ -100,6 +100,20 @@ export function money(value, currency) {
   return new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 }).format(n) + (currency ? ` ${currency}` : '');
 }
 
+/** An amount short enough for a chart label: "€1.2M". */
+export function compactMoney(value, currency) {
+  const n = Number(value);
+  if (!Number.isFinite(n)) return String(value);
+  if (currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: 'currency', currency, notation: 'compact', maximumFractionDigits: 1 }).format(n);
+    } catch (_) {
+      // Not an ISO 4217 code Intl knows: the number and the code as sent.
+    }
+  }
+  return new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 }).format(n) + (currency ? ` ${currency}` : '');
+}
+
 /** Partner Center's company sizes (`51to250employees`, `Morethan20000employees`) in words. */
 export function companySize(size) {
   if (!size) return null;

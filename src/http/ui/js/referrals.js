@@ -1,58 +1,20 @@
-// The referrals table: filters, server-side sort and paging.
+// The referrals table: server-side sort and paging, and the totals per currency of the filter.
 
 import { API, api } from './api.js';
 import { bindColumnChooser, renderHead, renderRow } from './columns.js';
 import { $, el, showEmpty } from './dom.js';
 import { plural } from './format.js';
+import { apiFilterParams, bindFilterControls, setRef, syncFilterForm } from './filters.js';
+import { loadTotals } from './pipeline.js';
 import { descendingFirst, hasReferralFilters, view, writeUrl } from './state.js';
-import { showTab } from './tabs.js';
-import { showViewChip } from './views.js';
-import { baseline, isFresh, refreshFreshCount } from './visits.js';
+import { isFresh, refreshFreshCount } from './visits.js';
 
 let referralSeq = 0;
 
-function syncFilterForm() {
-  const r = view.ref;
-  $('f-q').value = r.q;
-  for (const key of ['status', 'substatus', 'type', 'direction']) {
-    const select = $(`f-${key}`);
-    // A value from a shared URL that the list does not offer is added so it shows.
-    if (r[key] && ![...select.options].some((o) => o.value === r[key])) select.append(el('option', {}, r[key]));
-    select.value = r[key];
-  }
-  $('f-since').value = r.updated_since;
-  $('f-missing').checked = r.include_missing;
-  $('page-size').value = String(r.size);
-  $('domain-chip-row').hidden = !r.domain;
-  // The display form arrives with the rows; until then the stored form shows.
-  if ($('domain-chip-text').dataset.domain !== r.domain) {
-    $('domain-chip-text').dataset.domain = r.domain;
-    $('domain-chip-text').textContent = r.domain;
-  }
-  $('fresh-chip').hidden = !(r.fresh && baseline);
-  showViewChip();
-  $('chip-row').hidden = $('domain-chip-row').hidden && $('fresh-chip').hidden && $('view-chip').hidden;
-  for (const th of document.querySelectorAll('#referrals-table th[data-sort]')) {
-    if (th.dataset.sort === r.sort) th.setAttribute('aria-sort', r.order === 'asc' ? 'ascending' : 'descending');
-    else th.removeAttribute('aria-sort');
-  }
-}
-
-/** The API query for the current filters; `updated_since` is the later of the two limits. */
+/** The API query for the table: the filters, the sort and the page. */
 function referralParams() {
   const r = view.ref;
-  const p = new URLSearchParams();
-  for (const key of ['q', 'status', 'substatus', 'type', 'direction', 'domain']) if (r[key]) p.set(key, r[key]);
-  let since = null;
-  if (r.updated_since) {
-    // The date picker means local midnight; the API takes an absolute instant.
-    const [y, m, d] = r.updated_since.split('-').map(Number);
-    const local = new Date(y, m - 1, d);
-    if (!Number.isNaN(local.getTime())) since = local;
-  }
-  if (r.fresh && baseline && (!since || new Date(baseline) > since)) since = new Date(baseline);
-  if (since) p.set('updated_since', since.toISOString());
-  if (r.include_missing) p.set('include_missing', 'true');
+  const p = apiFilterParams();
   p.set('sort', r.sort);
   p.set('order', r.order);
   p.set('limit', String(r.size));
@@ -60,10 +22,21 @@ function referralParams() {
   return p;
 }
 
+function syncTableControls() {
+  const r = view.ref;
+  syncFilterForm();
+  $('page-size').value = String(r.size);
+  for (const th of document.querySelectorAll('#referrals-table th[data-sort]')) {
+    if (th.dataset.sort === r.sort) th.setAttribute('aria-sort', r.order === 'asc' ? 'ascending' : 'descending');
+    else th.removeAttribute('aria-sort');
+  }
+}
+
 export async function loadReferrals() {
   const seq = ++referralSeq;
-  syncFilterForm();
+  syncTableControls();
   refreshFreshCount();
+  loadTotals();
   const table = $('referrals-table');
   table.setAttribute('aria-busy', 'true');
   try {
@@ -115,15 +88,6 @@ function renderReferrals(body) {
   $('page-next').disabled = last >= body.total;
 }
 
-/** Changes the filters; any change but the page leaves the saved view they came from. */
-function setRef(changes, push = false) {
-  Object.assign(view.ref, changes);
-  if (!('page' in changes)) view.ref.page = 1;
-  if (Object.keys(changes).some((key) => key !== 'page')) view.viewName = '';
-  writeUrl(push);
-  loadReferrals();
-}
-
 function sortBy(column) {
   if (view.ref.sort === column) setRef({ order: view.ref.order === 'asc' ? 'desc' : 'asc' });
   else setRef({ sort: column, order: descendingFirst(column) ? 'desc' : 'asc' });
@@ -131,36 +95,14 @@ function sortBy(column) {
 
 function columnsChanged() {
   renderHead(sortBy);
-  syncFilterForm();
+  syncTableControls();
   if (lastBody) renderReferrals(lastBody);
 }
 
 export function bindReferralControls() {
   renderHead(sortBy);
   bindColumnChooser(columnsChanged);
-  const form = $('referral-filters');
-  form.addEventListener('submit', (e) => e.preventDefault());
-  for (const key of ['status', 'substatus', 'type', 'direction']) {
-    $(`f-${key}`).addEventListener('change', (e) => setRef({ [key]: e.target.value }));
-  }
-  $('f-since').addEventListener('change', (e) => setRef({ updated_since: e.target.value }));
-  $('f-missing').addEventListener('change', (e) => setRef({ include_missing: e.target.checked }));
-  let typing = null;
-  $('f-q').addEventListener('input', (e) => {
-    clearTimeout(typing);
-    typing = setTimeout(() => setRef({ q: e.target.value.trim() }), 300);
-  });
-  form.addEventListener('reset', (e) => {
-    e.preventDefault();
-    setRef({ q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', include_missing: false, fresh: false, domain: '' });
-  });
-  $('domain-chip-clear').addEventListener('click', () => setRef({ domain: '' }));
-  $('fresh-chip-clear').addEventListener('click', () => setRef({ fresh: false }));
-  $('new-since').addEventListener('click', () => {
-    Object.assign(view.ref, { fresh: true, page: 1 });
-    view.viewName = '';
-    showTab('referrals');
-  });
+  bindFilterControls();
   $('page-size').addEventListener('change', (e) => setRef({ size: parseInt(e.target.value, 10) || 50 }));
   $('page-prev').addEventListener('click', () => setRef({ page: Math.max(1, view.ref.page - 1) }));
   $('page-next').addEventListener('click', () => setRef({ page: view.ref.page + 1 }));

@@ -8,7 +8,7 @@ import { pollStatus } from './status.js';
 import { loadCurrentTab, showTab } from './tabs.js';
 import { toast } from './toast.js';
 
-const SEARCH = { referrals: 'f-q', companies: 'c-q' };
+const SEARCH = { referrals: 'f-q', pipeline: 'f-q', companies: 'c-q' };
 
 function typing(target) {
   return target instanceof Element && Boolean(target.closest('input, select, textarea, [contenteditable=""], [contenteditable="true"]'));

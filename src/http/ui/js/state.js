@@ -2,13 +2,18 @@
 // view can be shared or bookmarked and the back button works.
 
 const DEFAULT_SORT = { sort: 'updated_at', order: 'desc' };
-const TEXT_FILTERS = ['q', 'status', 'substatus', 'type', 'direction', 'updated_since', 'domain'];
+/** Filters kept as text, under the API's own parameter names (so the URL reads the same). */
+export const TEXT_FILTERS = ['q', 'status', 'substatus', 'type', 'direction', 'qualification', 'country', 'currency',
+  'expiring_within_days', 'min_value', 'max_value', 'updated_since', 'domain'];
 
-export const TABS = ['referrals', 'companies', 'runs'];
+/** Every filter at its "show everything" value (include_missing aside: it is a display choice). */
+export const NO_FILTERS = { ...Object.fromEntries(TEXT_FILTERS.map((key) => [key, ''])), fresh: false };
+
+export const TABS = ['referrals', 'pipeline', 'companies', 'runs'];
 
 export const view = {
   tab: 'referrals',
-  ref: { q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', include_missing: false, fresh: false, domain: '', sort: 'updated_at', order: 'desc', page: 1, size: 50 },
+  ref: { ...NO_FILTERS, include_missing: false, sort: 'updated_at', order: 'desc', page: 1, size: 50 },
   co: { q: '', with: true, page: 1 },
   runs: { status: '', page: 1 },
   referral: null,

@@ -1,10 +1,11 @@
-// The three views as ARIA tabs. Each view registers its loader here, so moving between
+// The views as ARIA tabs. Each view registers its loader here, so moving between
 // views (and following a company to its referrals) needs no import of the views themselves.
 
 import { $ } from './dom.js';
-import { TABS, view, writeUrl } from './state.js';
+import { NO_FILTERS, TABS, view, writeUrl } from './state.js';
 
 const loaders = {};
+const FILTERED_TABS = ['referrals', 'pipeline'];
 
 export function registerTab(name, load) {
   loaders[name] = load;
@@ -24,13 +25,16 @@ export function showTab(name, { push = true, focus = false } = {}) {
     $(`panel-${tab}`).hidden = !selected;
     if (selected && focus) button.focus();
   }
+  // Referrals and Pipeline are two views of one filter, so its form serves both.
+  $('referral-scope').hidden = !FILTERED_TABS.includes(name);
+  $('columns-menu').hidden = name !== 'referrals';
   writeUrl(push);
   loadCurrentTab();
 }
 
 /** The referrals of one customer domain, other filters cleared. */
 export function filterDomain(domain) {
-  Object.assign(view.ref, { q: '', status: '', substatus: '', type: '', direction: '', updated_since: '', fresh: false, domain });
+  Object.assign(view.ref, NO_FILTERS, { domain });
   view.ref.page = 1;
   view.viewName = '';
   showTab('referrals');
