@@ -1,6 +1,8 @@
 //! Command-line interface: parse, load config, dispatch, and map errors to the
 //! documented exit codes (README "Exit codes").
 
+mod generate;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -138,7 +140,11 @@ impl From<store::StoreError> for Failure {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<_> = std::env::args_os().collect();
+    if generate::requested(&args) {
+        return generate::main(args);
+    }
+    let cli = Cli::parse_from(args);
     let mut options = LoadOptions::from_process(cli.config.clone());
     options.strict_env = matches!(cli.command, Command::Config(ConfigCommand::Check));
     let loaded = match config::load(&options) {
