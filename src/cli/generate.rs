@@ -5,8 +5,8 @@
 //! hidden subcommands too, and because it needs no configuration.
 
 use std::ffi::OsString;
-use std::io;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -15,6 +15,32 @@ use clap_complete::Shell;
 use super::Cli;
 
 const NAME: &str = "generate";
+
+/// Appended to the main page: where the package puts things, and how to run a command in the
+/// unit's sandbox. clap knows neither.
+const PACKAGE_SECTIONS: &str = r".SH FILES
+.TP
+\fI/etc/partner-center-sync/config.toml\fR
+The configuration; the file explains every key.
+.TP
+\fI/etc/partner-center-sync/credentials/\fR
+Secrets (database_url, client_secret, api_token), readable by root only; the unit hands them
+to the daemon with LoadCredential=.
+.TP
+\fI/etc/partner-center-sync/partner-center-sync.env\fR
+The unit's environment file, for what only the environment can set (an outbound proxy).
+.TP
+\fI/var/lib/private/partner-center-sync/msal_token_cache.json\fR
+The token cache that \fBlogin\fR writes; \fBapt purge\fR keeps it.
+.TP
+\fI/usr/libexec/partner-center-sync/as-service\fR \fICOMMAND\fR
+Runs \fBpartner-center-sync\fR \fICOMMAND\fR as the unit runs the daemon: its user, state
+directory, environment file, credentials and sandbox. Use it for \fBlogin\fR, \fBconfig check\fR
+and \fBstatus\fR.
+.SH SEE ALSO
+\fBsystemctl\fR(1), \fBjournalctl\fR(1), \fBsystemd-run\fR(1),
+\fI/usr/share/doc/partner-center-sync/README.md\fR
+";
 
 #[derive(Debug, Parser)]
 #[command(bin_name = "partner-center-sync generate")]
@@ -64,8 +90,18 @@ fn run(what: What) -> Result<(), ManPagesError> {
             clap_complete::generate(shell, &mut cmd, name, &mut io::stdout());
             Ok(())
         }
-        What::Man { dir } => std::fs::create_dir_all(&dir)
-            .and_then(|()| clap_mangen::generate_to(cmd, &dir))
-            .map_err(|source| ManPagesError { dir, source }),
+        What::Man { dir } => {
+            write_man_pages(cmd, &dir).map_err(|source| ManPagesError { dir, source })
+        }
     }
+}
+
+fn write_man_pages(cmd: clap::Command, dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let main_page = dir.join(format!("{}.1", cmd.get_name()));
+    clap_mangen::generate_to(cmd, dir)?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(main_page)?
+        .write_all(PACKAGE_SECTIONS.as_bytes())
 }
