@@ -83,20 +83,23 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 }
 
 fn run(what: What) -> Result<(), ManPagesError> {
-    let mut cmd = Cli::command();
     match what {
         What::Completions { shell } => {
-            let name = cmd.get_name().to_owned();
-            clap_complete::generate(shell, &mut cmd, name, &mut io::stdout());
+            write_completions(shell, &mut io::stdout());
             Ok(())
         }
-        What::Man { dir } => {
-            write_man_pages(cmd, &dir).map_err(|source| ManPagesError { dir, source })
-        }
+        What::Man { dir } => write_man_pages(&dir).map_err(|source| ManPagesError { dir, source }),
     }
 }
 
-fn write_man_pages(cmd: clap::Command, dir: &Path) -> io::Result<()> {
+fn write_completions(shell: Shell, out: &mut dyn Write) {
+    let mut cmd = Cli::command();
+    let name = cmd.get_name().to_owned();
+    clap_complete::generate(shell, &mut cmd, name, out);
+}
+
+fn write_man_pages(dir: &Path) -> io::Result<()> {
+    let cmd = Cli::command();
     std::fs::create_dir_all(dir)?;
     let main_page = dir.join(format!("{}.1", cmd.get_name()));
     clap_mangen::generate_to(cmd, dir)?;
@@ -104,4 +107,39 @@ fn write_man_pages(cmd: clap::Command, dir: &Path) -> io::Result<()> {
         .append(true)
         .open(main_page)?
         .write_all(PACKAGE_SECTIONS.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_offer_the_commands_but_not_generate() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut out = Vec::new();
+            write_completions(shell, &mut out);
+            let script = String::from_utf8(out).expect("completions are UTF-8");
+            for command in ["login", "logout", "migrate", "status", "sync"] {
+                assert!(script.contains(command), "{shell}: no {command}");
+            }
+            assert!(!script.contains("generate"), "{shell} offers generate");
+        }
+    }
+
+    #[test]
+    fn man_pages_cover_each_command_and_the_main_page_the_package_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_man_pages(dir.path()).expect("man pages written");
+        for page in [
+            "partner-center-sync.1",
+            "partner-center-sync-login.1",
+            "partner-center-sync-config-check.1",
+        ] {
+            assert!(dir.path().join(page).is_file(), "no {page}");
+        }
+        assert!(!dir.path().join("partner-center-sync-generate.1").exists());
+        let main =
+            std::fs::read_to_string(dir.path().join("partner-center-sync.1")).expect("main page");
+        assert!(main.contains(".SH FILES") && main.contains("as-service"));
+    }
 }
