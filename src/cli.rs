@@ -1,5 +1,7 @@
 //! Command-line interface: parse, load config, dispatch, and map errors to the
 //! documented exit codes (README "Exit codes").
+//!
+//! - `generate.rs`: the completions and man pages the Debian package installs.
 
 mod generate;
 
