@@ -3,8 +3,11 @@
 //!
 //! - `sync.rs`: `sync`: one run with progress on a terminal, Ctrl-C cancelling it.
 //! - `status.rs`: `status`: sign-in, the last runs and the daemon's health.
+//! - `export.rs`: `export`: the filtered referrals as CSV or JSON lines on stdout.
+//! - `generate.rs`: the completions and man pages the Debian package installs.
 
 mod export;
+mod generate;
 mod status;
 mod sync;
 
@@ -146,7 +149,11 @@ impl From<DaemonError> for CommandError {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<_> = std::env::args_os().collect();
+    if generate::requested(&args) {
+        return generate::main(args);
+    }
+    let cli = Cli::parse_from(args);
     let mut options = LoadOptions::from_process(cli.config.clone());
     options.strict_env = matches!(cli.command, Command::Config(ConfigCommand::Check));
     let loaded = match config::load(&options) {
