@@ -2,7 +2,7 @@
 //! `login` and `logout` also as the real binary.
 
 mod msal_python;
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

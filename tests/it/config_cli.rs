@@ -1,6 +1,6 @@
 //! The CLI's configuration and migration commands, run as the real binary.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! PostgreSQL database, steered with signals and HTTP, watched through its JSON logs,
 //! its `NOTIFY_SOCKET` messages and the `sync_runs` table.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,5 @@
 //! Shared by every integration test file: a fresh PostgreSQL database per test, and the
-//! path of the real binary. Include with `mod support;`.
-#![allow(dead_code)] // each test binary uses a different subset
+//! path of the real binary. Test modules reach it as `crate::support`.
 
 use std::sync::OnceLock;
 
@@ -8,7 +7,7 @@ use partner_center_sync::dev::devdb::DatabaseChoice;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 
-/// One server per test binary: `DATABASE_URL`, else 127.0.0.1:5432, else a throwaway
+/// One server per test run: `DATABASE_URL`, else 127.0.0.1:5432, else a throwaway
 /// cluster that a reaper removes when the test binary exits.
 fn server() -> &'static str {
     static SERVER: OnceLock<(String, Option<DatabaseChoice>)> = OnceLock::new();
@@ -151,8 +150,6 @@ impl Drop for Reaped {
 /// The real daemon, in-process, on 127.0.0.1 port 0 over `db`; stopped on drop.
 pub struct TestDaemon {
     pub base: String,
-    pub addr: std::net::SocketAddr,
-    pub handle: partner_center_sync::daemon::DaemonHandle,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -166,15 +163,12 @@ pub async fn spawn_daemon(
         .await
         .expect("daemon builds");
     let addr = daemon.local_addr();
-    let handle = daemon.handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(daemon.run_until(async move {
         let _ = stopped.await;
     }));
     TestDaemon {
         base: format!("http://{addr}"),
-        addr,
-        handle,
         stop: Some(stop),
     }
 }

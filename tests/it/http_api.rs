@@ -5,7 +5,7 @@
 // Beside this file rather than in tests/, where Cargo would build it as its own binary.
 #[path = "http_api/export.rs"]
 mod export;
-mod support;
+use crate::support;
 
 use partner_center_sync::config::Config;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! `partner-center-sync demo`, the README's quickstart, run as a user runs it: the real
 //! binary, a browser-facing URL on stderr, Ctrl-C at the end.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

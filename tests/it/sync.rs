@@ -1,6 +1,6 @@
 //! The sync engine against real PostgreSQL (and, end to end, the real emulator).
 
-mod support;
+use crate::support;
 
 use support::TestDb;
 

@@ -38,7 +38,7 @@ async fn msal_python_signs_in_over_tls_and_our_status_reads_its_cache() {
     std::fs::write(&ca, s.emulator.ca_certificate_pem().expect("tls is on")).expect("CA file");
 
     let child = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/msal_python/sign_in.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/auth/msal_python/sign_in.py"))
         .arg(format!(
             "{}/{}",
             s.emulator.authority_url(),

@@ -30,7 +30,7 @@ use sqlx::PgPool;
 mod comfort;
 #[path = "browser/pipeline.rs"]
 mod pipeline;
-mod support;
+use crate::support;
 #[path = "browser/table.rs"]
 mod table;
 
