@@ -79,7 +79,7 @@ async fn worker() -> Result<()> {
         .config,
     );
     let url = config.require_database_url().map_err(|e| e.to_string())?;
-    let pool = partner_center_sync::store::connect(url).await?;
+    let pool = partner_center_sync::store::connect(url, &config.db_schema).await?;
     let http = partner_center_sync::outbound::http_client(&config)?;
     let tokens = TokenProvider::new(&config, http)?;
     let engine = SyncEngine::new(config, pool, tokens, Metrics::new())?;

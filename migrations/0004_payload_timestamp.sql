@@ -2,7 +2,7 @@
 -- the way the API shows it: ISO 8601 with an offset, or without one meaning UTC. Anything
 -- else (a typo, `tomorrow`, an impossible date) is NULL rather than an error, because one
 -- odd payload must not fail every query that filters on the field.
-CREATE FUNCTION payload_timestamp(raw text) RETURNS timestamptz
+CREATE FUNCTION partner_center_payload_timestamp(raw text) RETURNS timestamptz
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
 SET "TimeZone" = 'UTC'
 AS $$

@@ -140,7 +140,7 @@ pub async fn run(config: &Config, args: ExportArgs) -> Result<(), CommandError> 
         ExportFormat::Csv => Format::Csv,
         ExportFormat::Jsonl => Format::Jsonl,
     };
-    let pool = store::connect(config.require_database_url()?).await?;
+    let pool = store::connect(config.require_database_url()?, &config.db_schema).await?;
     let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
     let mut stdout = std::io::stdout().lock();
     match export::write_all(&mut conn, &mut query, format, &mut stdout).await {

@@ -44,7 +44,13 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Apply database migrations (a no-op when the schema is current).
-    Migrate,
+    Migrate {
+        /// Rename an existing `partner_center_referrals` these migrations did not create
+        /// (the old integration's) to `partner_center_referrals_legacy`, keeping its rows,
+        /// and create ours; the next sync is full.
+        #[arg(long)]
+        adopt_legacy: bool,
+    },
     /// Sign in once with the device code flow; the daemon then refreshes silently.
     Login {
         /// Sign in again even when the saved login still works.
@@ -127,7 +133,7 @@ impl From<auth::AuthError> for CommandError {
 
 impl From<store::StoreError> for CommandError {
     fn from(e: store::StoreError) -> Self {
-        Self::new(Exit::Failure, e)
+        Self::new(e.exit(), e)
     }
 }
 
@@ -142,6 +148,7 @@ impl From<DaemonError> for CommandError {
         let exit = match &e {
             DaemonError::Config(_) => Exit::Config,
             DaemonError::Auth(a) => a.exit(),
+            DaemonError::Store(s) => s.exit(),
             _ => Exit::Failure,
         };
         Self::new(exit, e)
@@ -215,10 +222,17 @@ async fn dispatch(
             }
             Ok(())
         }
-        Command::Migrate => {
-            let pool = store::connect(loaded.config.require_database_url()?).await?;
-            let applied = store::migrate(&pool).await?;
-            println!("Applied {applied} migration(s); the schema is current.");
+        Command::Migrate { adopt_legacy } => {
+            let config = &loaded.config;
+            let pool = store::connect(config.require_database_url()?, &config.db_schema).await?;
+            let on_legacy = if adopt_legacy {
+                store::OnLegacy::Adopt
+            } else {
+                store::OnLegacy::Refuse
+            };
+            let migrated = store::migrate_with(&pool, on_legacy).await?;
+            pool.close().await;
+            print_migrated(&migrated, adopt_legacy, &config.db_schema);
             Ok(())
         }
         Command::Login { force } => {
@@ -243,6 +257,30 @@ async fn dispatch(
             Ok(daemon.run_until(std::future::pending()).await?)
         }
     }
+}
+
+/// `migrate`'s report: what changed, so an operator adopting a table can compare counts.
+fn print_migrated(migrated: &store::Migrated, adopt_legacy: bool, schema: &str) {
+    if migrated.upgraded {
+        println!(
+            "Renamed the tables of an earlier version to their partner_center_ names; every row is kept."
+        );
+    }
+    match migrated.adopted_legacy_rows {
+        Some(rows) => println!(
+            "Renamed the old partner_center_referrals to partner_center_referrals_legacy ({rows} rows kept). The next sync is full; compare its referral count with {rows}."
+        ),
+        None if adopt_legacy => {
+            println!(
+                "No partner_center_referrals of another integration was found; nothing to adopt."
+            )
+        }
+        None => {}
+    }
+    println!(
+        "Applied {} migration(s); the schema `{schema}` is current.",
+        migrated.applied
+    );
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
         None
     };
     let runs = match &config.database_url {
-        Some(url) => match store::connect(url).await {
+        Some(url) => match store::connect(url, &config.db_schema).await {
             Ok(pool) => {
                 let runs = store::runs::list(&pool, &[], 5).await;
                 pool.close().await;
@@ -75,7 +75,7 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
                         r.counts.fetched,
                         r.counts.inserted,
                         r.counts.updated,
-                        // Referrals (or fields) not stored as sent; `sync_errors` has them.
+                        // Referrals (or fields) not stored as sent; `partner_center_sync_errors` has them.
                         match r.counts.parse_errors {
                             0 => String::new(),
                             n => format!(" errors {n}"),

@@ -39,7 +39,7 @@ async fn run_once(config: Arc<Config>, args: &SyncArgs) -> Result<RunSummary, Sy
         );
         return Ok(RunSummary::disabled(Trigger::Cli));
     }
-    let pool = store::connect(config.require_database_url()?).await?;
+    let pool = store::connect(config.require_database_url()?, &config.db_schema).await?;
     store::migrate(&pool).await?;
     let http = crate::outbound::http_client(&config).map_err(SyncError::Http)?;
     let tokens = TokenProvider::new(&config, http)?;

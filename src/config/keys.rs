@@ -145,6 +145,7 @@ pub const KEYS: &[Key] = &[
     key("public_hosts", "HUNTER_PARTNER_CENTER_PUBLIC_HOSTS", Parse::Hosts(at!(public_hosts)), Plain, Live, "host names behind a reverse proxy"),
     key("api_token", "HUNTER_PARTNER_CENTER_API_TOKEN", Parse::Secret(at!(api_token)), Redacted, Live, "API bearer token"),
     key("database_url", "DATABASE_URL", Parse::Secret(at!(database_url)), RedactedUrl, Restart, "PostgreSQL URL"),
+    key("db_schema", "HUNTER_PARTNER_CENTER_DB_SCHEMA", Parse::Text(at!(db_schema)), Plain, Restart, "schema of the tables"),
     key("log_format", "HUNTER_PARTNER_CENTER_LOG_FORMAT", Parse::LogFormat(at!(log_format)), Plain, Live, "log format"),
     key("log_level", "RUST_LOG", Parse::Text(at!(log_level)), Plain, Live, "tracing filter"),
     key("http_connect_timeout", "HUNTER_PARTNER_CENTER_HTTP_CONNECT_TIMEOUT", Parse::Duration(at!(http_connect_timeout)), Plain, Auth, "outbound connect timeout"),

@@ -69,6 +69,8 @@ pub struct Config {
     pub public_hosts: Vec<String>,
     pub api_token: Option<SecretString>,
     pub database_url: Option<SecretString>,
+    /// The PostgreSQL schema every table of this daemon lives in (created if missing).
+    pub db_schema: String,
     pub log_format: LogFormat,
     pub log_level: String,
     pub http_connect_timeout: Duration,
@@ -133,6 +135,7 @@ impl Default for Config {
             public_hosts: Vec::new(),
             api_token: None,
             database_url: None,
+            db_schema: crate::store::DEFAULT_SCHEMA.to_owned(),
             log_format: LogFormat::Auto,
             log_level: "info".to_owned(),
             http_connect_timeout: Duration::from_secs(10),

@@ -77,6 +77,13 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             );
         }
     }
+    if !valid_schema_name(&c.db_schema) {
+        conv.problem(
+            "db_schema",
+            format!("`{}` is not a plain PostgreSQL schema name", c.db_schema),
+            "use lowercase letters, digits and underscores, starting with a letter or underscore, at most 63 characters and not starting with pg_ (e.g. partner_center), or leave it unset for public",
+        );
+    }
     if !c.listen.ip().to_canonical().is_loopback()
         && c.api_token.is_none()
         && !c.allow_unauthenticated_network
@@ -152,6 +159,18 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
         .build()
         .parse(expr)
         .map_err(|e| e.to_string())
+}
+
+/// An identifier PostgreSQL takes unquoted and keeps as written, so the name in the config,
+/// in `search_path` and in the catalog is the same; `pg_` names are reserved for the system.
+fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+        && !name.starts_with("pg_")
 }
 
 fn valid_tenant(t: &str) -> bool {

@@ -101,7 +101,7 @@ impl Daemon {
         load_options: Option<LoadOptions>,
         log: Option<LogHandle>,
     ) -> Result<Self, DaemonError> {
-        let pool = store::connect(config.require_database_url()?).await?;
+        let pool = store::connect(config.require_database_url()?, &config.db_schema).await?;
         let applied = store::migrate(&pool).await?;
         if applied > 0 {
             tracing::info!(

@@ -65,7 +65,7 @@ pub async fn apply(
     }
     if !deltas.is_empty() {
         sqlx::query(
-            "INSERT INTO companies AS c (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
+            "INSERT INTO partner_center_companies AS c (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
              SELECT d, n, k, s, a, now()
              FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[]) AS t(d, n, k, s, a)
              ON CONFLICT (domain) DO UPDATE SET
@@ -120,10 +120,10 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
              GROUP BY r.customer_domain
          ),
          gone AS (
-             DELETE FROM companies c USING d
+             DELETE FROM partner_center_companies c USING d
              WHERE c.domain = d.domain AND NOT EXISTS (SELECT 1 FROM agg WHERE agg.domain = d.domain)
          )
-         INSERT INTO companies (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
+         INSERT INTO partner_center_companies (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
          SELECT domain, name, referral_count, latest_status, latest_referral_at, now() FROM agg
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
              latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()"
@@ -148,9 +148,9 @@ pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
              GROUP BY r.customer_domain
          ),
          gone AS (
-             DELETE FROM companies c WHERE NOT EXISTS (SELECT 1 FROM agg WHERE agg.domain = c.domain)
+             DELETE FROM partner_center_companies c WHERE NOT EXISTS (SELECT 1 FROM agg WHERE agg.domain = c.domain)
          )
-         INSERT INTO companies AS c (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
+         INSERT INTO partner_center_companies AS c (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
          SELECT domain, name, referral_count, latest_status, latest_referral_at, now() FROM agg
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
              latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()

@@ -126,10 +126,10 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &ReferralFilter) {
         qb.push(" AND updated_at >= ").push_bind(since);
     }
     if let Some(days) = f.expiring_within_days {
-        // `payload_timestamp` (migration 0003) reads the date as the API does and yields
+        // `partner_center_payload_timestamp` (migration 0004) reads the date as the API does and yields
         // NULL for junk, so one odd payload cannot fail the query.
         qb.push(
-            " AND status = 'New' AND payload_timestamp(payload->>'expirationDateTime') \
+            " AND status = 'New' AND partner_center_payload_timestamp(payload->>'expirationDateTime') \
              BETWEEN now() AND now() + make_interval(days => ",
         )
         .push_bind(i32::from(days))

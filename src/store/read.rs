@@ -369,12 +369,12 @@ pub async fn companies(
     pool: &PgPool,
     q: &CompanyQuery,
 ) -> Result<(Vec<Company>, i64), sqlx::Error> {
-    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM companies");
+    let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM partner_center_companies");
     push_company_filter(&mut count, q);
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
 
     let mut list = QueryBuilder::<Postgres>::new(
-        "SELECT domain, name, referral_count, latest_status, latest_referral_at FROM companies",
+        "SELECT domain, name, referral_count, latest_status, latest_referral_at FROM partner_center_companies",
     );
     push_company_filter(&mut list, q);
     list.push(

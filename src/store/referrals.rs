@@ -330,7 +330,7 @@ pub async fn record_errors(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO sync_errors (run_id, referral_id, field, reason)
+        "INSERT INTO partner_center_sync_errors (run_id, referral_id, field, reason)
          SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[])",
     )
     .bind(run_id)

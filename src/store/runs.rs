@@ -1,4 +1,4 @@
-//! Run history (`sync_runs`): one row per accepted trigger, counters updated as pages
+//! Run history (`partner_center_sync_runs`): one row per accepted trigger, counters updated as pages
 //! commit so the UI shows live progress.
 //!
 //! The run vocabulary ([`Trigger`], [`RequestedMode`], [`Mode`], [`RunStatus`]) is stored as
@@ -121,7 +121,7 @@ macro_rules! text_like {
 
 text_like!(Trigger, Mode, RunStatus);
 
-/// A `sync_runs` row as the HTTP API and the UI show it.
+/// A `partner_center_sync_runs` row as the HTTP API and the UI show it.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
 pub struct RunRow {
     pub id: i64,
@@ -176,7 +176,7 @@ pub struct Counts {
     pub unchanged: u64,
     #[sqlx(try_from = "i32")]
     pub marked_missing: u64,
-    /// Entries the run wrote to `sync_errors`.
+    /// Entries the run wrote to `partner_center_sync_errors`.
     #[sqlx(try_from = "i32")]
     pub parse_errors: u64,
 }
@@ -200,7 +200,7 @@ pub async fn create_queued(
     mode: RequestedMode,
     dry_run: bool,
 ) -> Result<i64, StoreError> {
-    let id = sqlx::query_scalar("INSERT INTO sync_runs (trigger, mode, status, dry_run, host) VALUES ($1, $2, 'queued', $3, $4) RETURNING id")
+    let id = sqlx::query_scalar("INSERT INTO partner_center_sync_runs (trigger, mode, status, dry_run, host) VALUES ($1, $2, 'queued', $3, $4) RETURNING id")
         .bind(trigger)
         .bind(mode)
         .bind(dry_run)
@@ -214,7 +214,7 @@ pub async fn create_queued(
 /// (the database's clock), or `None` if the row is not queued (already run or closed).
 pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
     let started = sqlx::query_scalar(
-        "UPDATE sync_runs SET status = 'running', started_at = now(), host = $2, pid = $3
+        "UPDATE partner_center_sync_runs SET status = 'running', started_at = now(), host = $2, pid = $3
          WHERE id = $1 AND status = 'queued' RETURNING started_at",
     )
     .bind(id)
@@ -226,7 +226,7 @@ pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, Stor
 }
 
 pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sync_runs SET mode = $2 WHERE id = $1")
+    sqlx::query("UPDATE partner_center_sync_runs SET mode = $2 WHERE id = $1")
         .bind(id)
         .bind(mode)
         .execute(pool)
@@ -237,7 +237,7 @@ pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreErr
 /// Adds one batch's counts, inside the batch's transaction.
 pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
+        "UPDATE partner_center_sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
              unchanged = unchanged + $6, marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
          WHERE id = $1",
     )
@@ -261,7 +261,7 @@ pub async fn finish(
     status: RunStatus,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
+    sqlx::query("UPDATE partner_center_sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
         .bind(id)
         .bind(status)
         .bind(error)
@@ -274,7 +274,7 @@ pub async fn finish(
 /// call this: holding it proves no other process is running a sync right now.
 pub async fn close_stale(pool: &PgPool, closed_by: Option<i64>) -> Result<Vec<RunRow>, StoreError> {
     let sql = format!(
-        "UPDATE sync_runs SET status = 'failed', finished_at = now(),
+        "UPDATE partner_center_sync_runs SET status = 'failed', finished_at = now(),
              error = 'The process running this sync stopped before it finished (found by a later run holding the sync lock). Pages it committed are kept; the next run re-reads the rest.'
          WHERE status = 'running' AND id IS DISTINCT FROM $1 RETURNING {COLUMNS}"
     );
@@ -302,7 +302,7 @@ pub async fn list_page(
     offset: i64,
 ) -> Result<Vec<RunRow>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
+        "SELECT {COLUMNS} FROM partner_center_sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
          ORDER BY id DESC LIMIT $2 OFFSET $3"
     );
     Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
@@ -316,7 +316,7 @@ pub async fn list_page(
 /// How many runs [`list_page`] can page through.
 pub async fn count(pool: &PgPool, statuses: &[RunStatus]) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)",
+        "SELECT count(*) FROM partner_center_sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)",
     )
     .bind(status_names(statuses))
     .fetch_one(pool)
@@ -340,7 +340,7 @@ pub struct ParseError {
 
 pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, referral_id, field, reason, created_at FROM sync_errors WHERE run_id = $1 ORDER BY id",
+        "SELECT id, referral_id, field, reason, created_at FROM partner_center_sync_errors WHERE run_id = $1 ORDER BY id",
     )
     .bind(run_id)
     .fetch_all(pool)
@@ -348,7 +348,7 @@ pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>,
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<RunRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM sync_runs WHERE id = $1");
+    let sql = format!("SELECT {COLUMNS} FROM partner_center_sync_runs WHERE id = $1");
     Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
@@ -358,7 +358,7 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<RunRow>, StoreError> {
 /// The run in progress, else the oldest queued one.
 pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM sync_runs WHERE status IN ('queued', 'running')
+        "SELECT {COLUMNS} FROM partner_center_sync_runs WHERE status IN ('queued', 'running')
          ORDER BY (status = 'running') DESC, id ASC LIMIT 1"
     );
     Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
@@ -369,7 +369,7 @@ pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
 /// When the newest successful run (not a dry run) finished, on any host.
 pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT max(finished_at) FROM sync_runs WHERE status = 'succeeded' AND NOT dry_run",
+        "SELECT max(finished_at) FROM partner_center_sync_runs WHERE status = 'succeeded' AND NOT dry_run",
     )
     .fetch_one(pool)
     .await?)
@@ -380,7 +380,7 @@ pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Sto
 /// to start, and a run queued without a host name belongs to no one this can vouch for.
 pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<u64, StoreError> {
     let closed = sqlx::query(
-        "UPDATE sync_runs SET status = 'cancelled', finished_at = now(),
+        "UPDATE partner_center_sync_runs SET status = 'cancelled', finished_at = now(),
              error = 'The daemon stopped before this queued run started.'
          WHERE status = 'queued' AND host = $1",
     )

@@ -26,7 +26,7 @@ impl Default for SyncState {
 /// The stored cursor, or the state of a database that never completed a run.
 pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
     let row = sqlx::query_as::<_, SyncState>(
-        "SELECT watermark, last_full_at, incremental_filter_supported FROM sync_state WHERE id = 1",
+        "SELECT watermark, last_full_at, incremental_filter_supported FROM partner_center_sync_state WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?;
@@ -47,7 +47,7 @@ pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError>
 /// Written inside the transaction of the run's last page.
 pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO sync_state (id, watermark, last_full_at, incremental_filter_supported, updated_at)
+        "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, incremental_filter_supported, updated_at)
          VALUES (1, $1, $2, $3, now())
          ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, last_full_at = excluded.last_full_at,
              incremental_filter_supported = excluded.incremental_filter_supported, updated_at = now()",
@@ -56,6 +56,19 @@ pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), Stor
     .bind(state.last_full_at)
     .bind(state.incremental_filter_supported)
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// After an older integration's table was adopted, nothing recorded here says what the new
+/// `partner_center_referrals` holds: without a watermark the next run is full.
+pub async fn forget_cursor(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, updated_at)
+         VALUES (1, NULL, NULL, now())
+         ON CONFLICT (id) DO UPDATE SET watermark = NULL, last_full_at = NULL, updated_at = now()",
+    )
+    .execute(pool)
     .await?;
     Ok(())
 }

@@ -52,6 +52,7 @@ impl SyncError {
             SyncError::Auth(e) | SyncError::Api(PcError::Auth(e)) if e.exit() == Exit::Config => {
                 Exit::Config
             }
+            SyncError::Store(e) => e.exit(),
             _ => Exit::Failure,
         }
     }

@@ -11,7 +11,7 @@
 //! - A referral without a usable `id` (none, empty, or longer than an index takes) cannot
 //!   be stored at all and is skipped.
 //!
-//! Each of these is reported (a `sync_errors` row per problem, naming the field), and the
+//! Each of these is reported (a `partner_center_sync_errors` row per problem, naming the field), and the
 //! run goes on.
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
@@ -27,7 +27,7 @@ use crate::store::referrals::ReferralRow;
 /// for the id beside a timestamp. Real values are far shorter (ids are GUIDs).
 pub const MAX_KEY_BYTES: usize = 1000;
 
-/// How much of an id or a value a `sync_errors` row quotes.
+/// How much of an id or a value a `partner_center_sync_errors` row quotes.
 const SHOWN_CHARS: usize = 80;
 
 #[derive(Debug)]
@@ -259,7 +259,7 @@ fn indexable(field: &str, value: Option<String>, problems: &mut Vec<Problem>) ->
     None
 }
 
-/// An id as a `sync_errors` row quotes it: the first characters of a long one.
+/// An id as a `partner_center_sync_errors` row quotes it: the first characters of a long one.
 pub fn shown_id(id: &str) -> String {
     match id.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{}…", &id[..end]),

@@ -248,7 +248,7 @@ pub(super) struct Flat {
     pub items: u64,
     /// Copies of an id already in the batch, counted as unchanged.
     pub duplicates: u64,
-    /// What was not stored as sent, for `sync_errors`.
+    /// What was not stored as sent, for `partner_center_sync_errors`.
     pub errors: Vec<NewSyncError>,
 }
 

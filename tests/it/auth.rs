@@ -1431,7 +1431,7 @@ async fn a_302_from_the_api_is_not_followed_so_no_token_leaves_and_no_foreign_ro
         "no foreign data"
     );
     let (status, error): (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM sync_runs")
+        sqlx::query_as("SELECT status, error FROM partner_center_sync_runs")
             .fetch_one(&db.pool)
             .await
             .expect("the run is recorded");

@@ -823,10 +823,11 @@ async fn a_failed_run_shows_its_error() {
         &format!("{STATE} === 'failed'"),
     )
     .await;
-    let error: String = sqlx::query_scalar("SELECT error FROM sync_runs WHERE status = 'failed'")
-        .fetch_one(&live.site.db.pool)
-        .await
-        .expect("one failed run with an error");
+    let error: String =
+        sqlx::query_scalar("SELECT error FROM partner_center_sync_runs WHERE status = 'failed'")
+            .fetch_one(&live.site.db.pool)
+            .await
+            .expect("one failed run with an error");
     assert_eq!(
         b.by_testid("status-detail").await.text().await.unwrap(),
         error

@@ -1,7 +1,7 @@
 //! `partner-center-sync run` as systemd runs it: the real binary as a child process,
 //! configured through its environment and a TOML file, against the emulator and a real
 //! PostgreSQL database, steered with signals and HTTP, watched through its JSON logs,
-//! its `NOTIFY_SOCKET` messages and the `sync_runs` table.
+//! its `NOTIFY_SOCKET` messages and the `partner_center_sync_runs` table.
 
 use crate::support;
 
@@ -347,11 +347,11 @@ struct Run {
 async fn runs(pool: &PgPool) -> Vec<Run> {
     sqlx::query_as(
         "SELECT id, trigger, status, started_at, finished_at, pages, fetched, inserted, pid, error
-         FROM sync_runs ORDER BY id",
+         FROM partner_center_sync_runs ORDER BY id",
     )
     .fetch_all(pool)
     .await
-    .expect("read sync_runs")
+    .expect("read partner_center_sync_runs")
 }
 
 async fn db_now(pool: &PgPool) -> DateTime<Utc> {
@@ -486,7 +486,10 @@ async fn with_the_flag_off_ticks_are_skipped_and_nothing_is_fetched() {
         "{metrics}"
     );
 
-    assert!(runs(s.pool()).await.is_empty(), "no sync_runs rows");
+    assert!(
+        runs(s.pool()).await.is_empty(),
+        "no partner_center_sync_runs rows"
+    );
     let after = s.emulator.stats();
     assert_eq!(api_requests(&s.emulator), 0, "no Partner Center request");
     assert_eq!(
@@ -533,7 +536,7 @@ async fn a_manual_trigger_queues_a_run_that_succeeds_and_shows_in_metrics() {
         .await
         .into_iter()
         .find(|r| r.id == id)
-        .expect("the task id is a sync_runs row");
+        .expect("the task id is a partner_center_sync_runs row");
     assert_eq!(row.trigger, "manual");
     assert!(
         ["queued", "running"].contains(&row.status.as_str()),
@@ -1235,7 +1238,7 @@ async fn a_run_cancelled_by_shutdown_is_logged_as_cancelled_at_info_not_as_faile
 /// The newest successful run's end, as Unix seconds.
 async fn db_last_success(pool: &PgPool) -> f64 {
     sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM max(finished_at))::float8 FROM sync_runs WHERE status = 'succeeded'",
+        "SELECT EXTRACT(EPOCH FROM max(finished_at))::float8 FROM partner_center_sync_runs WHERE status = 'succeeded'",
     )
     .fetch_one(pool)
     .await
@@ -1273,7 +1276,7 @@ async fn the_last_success_gauge_comes_from_the_database_after_a_restart_and_whil
 
     // The other host finishes a run: the gauge follows, though this daemon ran none.
     let theirs: f64 = sqlx::query_scalar(
-        "INSERT INTO sync_runs (trigger, mode, status, started_at, finished_at, host)
+        "INSERT INTO partner_center_sync_runs (trigger, mode, status, started_at, finished_at, host)
          VALUES ('schedule', 'incremental', 'succeeded', now(), now(), 'pcs-test-other-host')
          RETURNING EXTRACT(EPOCH FROM finished_at)::float8",
     )
@@ -1297,7 +1300,7 @@ async fn the_last_success_gauge_comes_from_the_database_after_a_restart_and_whil
 /// Inserts a run as a stopped process on `host` left it: queued, never started.
 async fn left_queued(pool: &PgPool, host: &str) -> i64 {
     sqlx::query_scalar(
-        "INSERT INTO sync_runs (trigger, mode, status, host) VALUES ('manual', 'auto', 'queued', $1) RETURNING id",
+        "INSERT INTO partner_center_sync_runs (trigger, mode, status, host) VALUES ('manual', 'auto', 'queued', $1) RETURNING id",
     )
     .bind(host)
     .fetch_one(pool)
@@ -1306,7 +1309,7 @@ async fn left_queued(pool: &PgPool, host: &str) -> i64 {
 }
 
 async fn run_status_and_host(pool: &PgPool, id: i64) -> (String, Option<String>) {
-    sqlx::query_as("SELECT status, host FROM sync_runs WHERE id = $1")
+    sqlx::query_as("SELECT status, host FROM partner_center_sync_runs WHERE id = $1")
         .bind(id)
         .fetch_one(pool)
         .await

@@ -493,7 +493,7 @@ async fn referral_detail_has_payload_and_teams_and_unknown_is_404() {
 async fn companies_filter_by_referrals_and_text() {
     let app = spawn(Config::default()).await;
     sqlx::query(
-        "INSERT INTO companies (domain, name, referral_count, latest_status, latest_referral_at) VALUES \
+        "INSERT INTO partner_center_companies (domain, name, referral_count, latest_status, latest_referral_at) VALUES \
          ('contoso.example', 'Contoso', 3, 'Active', '2025-01-03T00:00:00Z'), \
          ('fabrikam.example', 'Fabrikam', 5, 'New', '2025-01-02T00:00:00Z'), \
          ('old_co.example', 'Old Co', 0, NULL, NULL)",
@@ -654,7 +654,7 @@ async fn international_domains_come_with_their_display_form() {
     )
     .await;
     sqlx::query(
-        "INSERT INTO companies (domain, name, referral_count) VALUES ('xn--bcher-kva.example', 'Bücher', 1)",
+        "INSERT INTO partner_center_companies (domain, name, referral_count) VALUES ('xn--bcher-kva.example', 'Bücher', 1)",
     )
     .execute(&app.pool)
     .await
@@ -677,7 +677,7 @@ async fn international_domains_come_with_their_display_form() {
 async fn sync_runs_list_and_detail_with_errors() {
     let app = spawn(Config::default()).await;
     sqlx::query(
-        "INSERT INTO sync_runs (id, trigger, mode, status, queued_at, started_at, finished_at, pages, fetched, inserted, error, host, pid) VALUES \
+        "INSERT INTO partner_center_sync_runs (id, trigger, mode, status, queued_at, started_at, finished_at, pages, fetched, inserted, error, host, pid) VALUES \
          (1, 'schedule', 'full', 'succeeded', '2025-01-01T00:00:00Z', '2025-01-01T00:00:01Z', '2025-01-01T00:00:31.5Z', 8, 739, 739, NULL, 'sync-a', 4242), \
          (2, 'manual', 'incremental', 'failed', '2025-01-02T00:00:00Z', '2025-01-02T00:00:01Z', '2025-01-02T00:00:02Z', 0, 0, 0, 'Partner Center answered 403: permission denied', NULL, NULL), \
          (3, 'manual', 'auto', 'queued', '2025-01-03T00:00:00Z', NULL, NULL, 0, 0, 0, NULL, NULL, NULL)",
@@ -685,7 +685,7 @@ async fn sync_runs_list_and_detail_with_errors() {
     .execute(&app.pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO sync_errors (run_id, referral_id, reason) VALUES (1, 'r9', 'dealValue is not a number')")
+    sqlx::query("INSERT INTO partner_center_sync_errors (run_id, referral_id, reason) VALUES (1, 'r9', 'dealValue is not a number')")
         .execute(&app.pool)
         .await
         .unwrap();

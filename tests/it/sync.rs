@@ -89,7 +89,7 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
     tx.commit().await.expect("commit");
 
     let companies: Vec<(String, i32, Option<String>)> = sqlx::query_as(
-        "SELECT domain, referral_count, latest_status FROM companies ORDER BY domain",
+        "SELECT domain, referral_count, latest_status FROM partner_center_companies ORDER BY domain",
     )
     .fetch_all(pool)
     .await
@@ -320,7 +320,7 @@ impl Env {
                             FROM partner_center_referrals WHERE missing_since IS NULL AND customer_domain IS NOT NULL
                             GROUP BY customer_domain)
              SELECT 'company ' || COALESCE(e.domain, c.domain) || ' out of step'
-             FROM exact e FULL JOIN companies c ON c.domain = e.domain
+             FROM exact e FULL JOIN partner_center_companies c ON c.domain = e.domain
              WHERE (e.n, e.at) IS DISTINCT FROM (c.referral_count, c.latest_referral_at)",
         )
         .fetch_all(&self.db.pool)
@@ -372,18 +372,21 @@ async fn clean_full_sync_of_a_few_thousand_referrals() {
     assert_eq!((s.fetched, s.inserted, s.updated), (3000, 3000, 0));
     assert_eq!(s.pages, 30);
     env.assert_matches_truth().await;
-    let companies = env.count("SELECT count(*) FROM companies").await;
+    let companies = env
+        .count("SELECT count(*) FROM partner_center_companies")
+        .await;
     assert!(companies > 0, "companies derived from customer domains");
     let run: (String, String, i32, i32) =
-        sqlx::query_as("SELECT status, mode, fetched, inserted FROM sync_runs")
+        sqlx::query_as("SELECT status, mode, fetched, inserted FROM partner_center_sync_runs")
             .fetch_one(&env.db.pool)
             .await
             .expect("run row");
     assert_eq!(run, ("succeeded".into(), "full".into(), 3000, 3000));
-    let watermark: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT watermark FROM sync_state")
-        .fetch_one(&env.db.pool)
-        .await
-        .expect("state");
+    let watermark: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT watermark FROM partner_center_sync_state")
+            .fetch_one(&env.db.pool)
+            .await
+            .expect("state");
     assert!(watermark.is_some());
     env.finish().await;
 }
@@ -536,7 +539,8 @@ async fn two_syncs_started_at_once_run_one_at_a_time() {
     assert!(err.to_string().contains("nother sync is running"));
     env.assert_matches_truth().await;
     assert_eq!(
-        env.count("SELECT count(*) FROM sync_runs").await,
+        env.count("SELECT count(*) FROM partner_center_sync_runs")
+            .await,
         1,
         "the refused run leaves no row"
     );
@@ -595,7 +599,7 @@ async fn a_refused_incremental_filter_falls_back_to_full_passes_and_is_remembere
     let bad_requests = || env.emu.stats().requests_with(PathKind::ReferralList, 400);
     assert_eq!(bad_requests(), 1, "the filter was tried once");
     let (mode, supported): (String, bool) = sqlx::query_as(
-        "SELECT r.mode, s.incremental_filter_supported FROM sync_runs r, sync_state s ORDER BY r.id DESC LIMIT 1",
+        "SELECT r.mode, s.incremental_filter_supported FROM partner_center_sync_runs r, partner_center_sync_state s ORDER BY r.id DESC LIMIT 1",
     )
     .fetch_one(&env.db.pool)
     .await
@@ -636,11 +640,12 @@ async fn a_revoked_login_fails_with_sign_in_required_and_changes_nothing() {
             .await
             .expect("rows");
     assert!(before == after, "no row changed");
-    let last: (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM sync_runs ORDER BY id DESC LIMIT 1")
-            .fetch_one(&env.db.pool)
-            .await
-            .expect("run");
+    let last: (String, Option<String>) = sqlx::query_as(
+        "SELECT status, error FROM partner_center_sync_runs ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&env.db.pool)
+    .await
+    .expect("run");
     assert_eq!(last.0, "failed");
     assert!(last.1.unwrap_or_default().contains("Sign-in required"));
     env.finish().await;
@@ -663,10 +668,10 @@ async fn dry_run_writes_nothing_and_reports_what_it_would_do() {
     assert_eq!(s.sample_inserted.len(), 5);
     for table in [
         "partner_center_referrals",
-        "sync_runs",
-        "sync_state",
-        "companies",
-        "sync_errors",
+        "partner_center_sync_runs",
+        "partner_center_sync_state",
+        "partner_center_companies",
+        "partner_center_sync_errors",
     ] {
         let n: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -684,7 +689,9 @@ async fn dry_run_writes_nothing_and_reports_what_it_would_do() {
         mode: RequestedMode::Full,
         ..RunRequest::default()
     };
-    let before = env.count("SELECT count(*) FROM sync_runs").await;
+    let before = env
+        .count("SELECT count(*) FROM partner_center_sync_runs")
+        .await;
     let s = env
         .engine()
         .run(dry, CancellationToken::new())
@@ -693,7 +700,11 @@ async fn dry_run_writes_nothing_and_reports_what_it_would_do() {
     assert_eq!((s.updated, s.marked_missing, s.inserted), (4, 3, 0), "{s}");
     assert!(s.sample_updated.iter().all(|id| changed.contains(id)));
     assert!(s.to_string().contains("Nothing was written"));
-    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, before);
+    assert_eq!(
+        env.count("SELECT count(*) FROM partner_center_sync_runs")
+            .await,
+        before
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM partner_center_referrals WHERE missing_since IS NOT NULL")
             .await,
@@ -758,13 +769,13 @@ async fn a_sync_killed_mid_run_keeps_its_pages_and_the_next_run_completes() {
         (300..2000).contains(&committed),
         "killed mid-run after {committed} referrals"
     );
-    let stale: (i64, String) = sqlx::query_as("SELECT id, status FROM sync_runs")
+    let stale: (i64, String) = sqlx::query_as("SELECT id, status FROM partner_center_sync_runs")
         .fetch_one(&env.db.pool)
         .await
         .expect("row");
     assert_eq!(stale.1, "running", "the killed run could not close its row");
     let watermark: Option<Option<DateTime<Utc>>> =
-        sqlx::query_scalar("SELECT watermark FROM sync_state")
+        sqlx::query_scalar("SELECT watermark FROM partner_center_sync_state")
             .fetch_optional(&env.db.pool)
             .await
             .expect("state");
@@ -773,7 +784,7 @@ async fn a_sync_killed_mid_run_keeps_its_pages_and_the_next_run_completes() {
         None,
         "no watermark before the last page"
     );
-    let rows_per_run: i32 = sqlx::query_scalar("SELECT inserted FROM sync_runs")
+    let rows_per_run: i32 = sqlx::query_scalar("SELECT inserted FROM partner_center_sync_runs")
         .fetch_one(&env.db.pool)
         .await
         .expect("counters");
@@ -796,7 +807,7 @@ async fn a_sync_killed_mid_run_keeps_its_pages_and_the_next_run_completes() {
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["mode"], "full");
     let closed: (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM sync_runs WHERE id = $1")
+        sqlx::query_as("SELECT status, error FROM partner_center_sync_runs WHERE id = $1")
             .bind(stale.0)
             .fetch_one(&env.db.pool)
             .await
@@ -834,7 +845,8 @@ async fn cli_exit_codes_another_sync_and_feature_flag_off() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("disabled"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("feature_flag_disabled"));
     assert_eq!(
-        env.count("SELECT count(*) FROM sync_runs").await,
+        env.count("SELECT count(*) FROM partner_center_sync_runs")
+            .await,
         0,
         "touches nothing"
     );
@@ -879,7 +891,7 @@ async fn cancelling_stops_between_pages_and_marks_the_run_cancelled() {
     let err = run.await.expect("join").expect_err("cancelled");
     assert!(matches!(err, SyncError::Cancelled), "{err}");
     let (status, inserted): (String, i32) =
-        sqlx::query_as("SELECT status, inserted FROM sync_runs")
+        sqlx::query_as("SELECT status, inserted FROM partner_center_sync_runs")
             .fetch_one(&env.db.pool)
             .await
             .expect("row");
@@ -894,7 +906,7 @@ async fn cancelling_stops_between_pages_and_marks_the_run_cancelled() {
         "rows and counters commit together"
     );
     assert_eq!(
-        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+        env.count("SELECT count(*) FROM partner_center_sync_state WHERE watermark IS NOT NULL")
             .await,
         0,
         "no watermark"
@@ -917,14 +929,14 @@ async fn a_run_past_its_deadline_fails_cleanly() {
     let err = env.run(RequestedMode::Auto).await.expect_err("deadline");
     assert!(matches!(err, SyncError::DeadlineExceeded { .. }), "{err}");
     let (status, error): (String, Option<String>) =
-        sqlx::query_as("SELECT status, error FROM sync_runs")
+        sqlx::query_as("SELECT status, error FROM partner_center_sync_runs")
             .fetch_one(&env.db.pool)
             .await
             .expect("row");
     assert_eq!(status, "failed");
     assert!(error.unwrap_or_default().contains("run_deadline"));
     assert_eq!(
-        env.count("SELECT count(*) FROM sync_state WHERE watermark IS NOT NULL")
+        env.count("SELECT count(*) FROM partner_center_sync_state WHERE watermark IS NOT NULL")
             .await,
         0
     );
@@ -936,10 +948,12 @@ async fn since_reads_only_recent_changes_without_moving_the_watermark_past_a_gap
     let env = env(500, |_, _| {}).await;
     env.run(RequestedMode::Auto).await.expect("full");
     let watermark = || async {
-        sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT watermark FROM sync_state")
-            .fetch_one(&env.db.pool)
-            .await
-            .expect("state")
+        sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+            "SELECT watermark FROM partner_center_sync_state",
+        )
+        .fetch_one(&env.db.pool)
+        .await
+        .expect("state")
     };
     let before = watermark().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -1003,15 +1017,15 @@ fn without_nul(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// The run's `sync_errors` rows: referral id, field, reason.
+/// The run's `partner_center_sync_errors` rows: referral id, field, reason.
 async fn sync_errors(pool: &PgPool, run_id: i64) -> Vec<(Option<String>, Option<String>, String)> {
     sqlx::query_as(
-        "SELECT referral_id, field, reason FROM sync_errors WHERE run_id = $1 ORDER BY id",
+        "SELECT referral_id, field, reason FROM partner_center_sync_errors WHERE run_id = $1 ORDER BY id",
     )
     .bind(run_id)
     .fetch_all(pool)
     .await
-    .expect("sync_errors")
+    .expect("partner_center_sync_errors")
 }
 
 #[tokio::test]
@@ -1170,7 +1184,7 @@ async fn a_page_of_poison_referrals_stores_every_good_one_records_each_bad_one_t
     let second_id = second.run_id.expect("run id");
     check(sync_errors(&env.db.pool, second_id).await);
     let counted: Vec<(String, i32)> =
-        sqlx::query_as("SELECT status, parse_errors FROM sync_runs ORDER BY id")
+        sqlx::query_as("SELECT status, parse_errors FROM partner_center_sync_runs ORDER BY id")
             .fetch_all(&env.db.pool)
             .await
             .expect("runs");

@@ -275,7 +275,7 @@ async fn referrals_new_since_the_last_visit_are_marked_and_counted() {
 async fn the_runs_tab_pages_past_fifty() {
     let site = serve(Config::default()).await;
     sqlx::query(
-        "INSERT INTO sync_runs (trigger, mode, status, queued_at, started_at, finished_at, fetched) \
+        "INSERT INTO partner_center_sync_runs (trigger, mode, status, queued_at, started_at, finished_at, fetched) \
          SELECT 'schedule', 'incremental', 'succeeded', now() - make_interval(hours => n), \
                 now() - make_interval(hours => n), now() - make_interval(hours => n) + interval '2 seconds', n \
          FROM generate_series(1, 60) AS n",
