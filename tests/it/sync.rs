@@ -1413,7 +1413,7 @@ mod properties {
         });
         let outcome = runner.run(&batch(), |pairs| {
             rt.block_on(async {
-                sqlx::query("TRUNCATE partner_center_referrals, companies")
+                sqlx::query("TRUNCATE partner_center_referrals, partner_center_companies")
                     .execute(pool)
                     .await
                     .expect("truncate");
