@@ -64,7 +64,7 @@ pub async fn apply(
         }
     }
     if !deltas.is_empty() {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO partner_center_companies AS c (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
              SELECT d, n, k, s, a, now()
              FROM UNNEST($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[]) AS t(d, n, k, s, a)
@@ -76,29 +76,35 @@ pub async fn apply(
                                       THEN excluded.latest_status ELSE c.latest_status END,
                  latest_referral_at = GREATEST(c.latest_referral_at, excluded.latest_referral_at),
                  updated_at = now()",
+            &deltas.keys().copied().collect::<Vec<&str>>() as &[&str],
+            &deltas.values().map(|d| d.name).collect::<Vec<_>>() as &[Option<&str>],
+            &deltas.values().map(|d| d.count).collect::<Vec<_>>() as &[i32],
+            &deltas.values().map(|d| d.status).collect::<Vec<_>>() as &[Option<&str>],
+            &deltas.values().map(|d| d.at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
         )
-        .bind(deltas.keys().copied().collect::<Vec<&str>>())
-        .bind(deltas.values().map(|d| d.name).collect::<Vec<_>>())
-        .bind(deltas.values().map(|d| d.count).collect::<Vec<_>>())
-        .bind(deltas.values().map(|d| d.status).collect::<Vec<_>>())
-        .bind(deltas.values().map(|d| d.at).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
     refresh(conn, &lost.into_iter().collect::<Vec<_>>()).await
 }
 
-/// One company's columns aggregated from its referrals, shared by `refresh` and `rebuild`
-/// so the two can never disagree; a macro because the SQL must stay a literal.
-macro_rules! company_aggregate {
-    () => {
-        "SELECT r.customer_domain AS domain,
+/// `query!` with one company's columns aggregated from its referrals between `$head` and
+/// `$tail`, shared by `refresh` and `rebuild` so the two can never disagree; a macro because
+/// the SQL must stay literals for the compile-time check.
+macro_rules! with_company_aggregate {
+    ($head:literal, $tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query!(
+            $head
+                + "SELECT r.customer_domain AS domain,
                     (array_agg(r.customer_name ORDER BY r.updated_at DESC NULLS LAST, r.id)
                         FILTER (WHERE r.customer_name IS NOT NULL))[1] AS name,
                     count(*)::int AS referral_count,
                     (array_agg(r.status ORDER BY r.updated_at DESC NULLS LAST, r.id))[1] AS latest_status,
                     max(r.updated_at) AS latest_referral_at
              FROM partner_center_referrals r"
+                + $tail
+            $(, $arg)*
+        )
     };
 }
 
@@ -109,13 +115,11 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
     if domains.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        concat!(
-            "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS domain),
+    with_company_aggregate!(
+        "WITH d AS (SELECT DISTINCT unnest($1::text[]) AS domain),
          agg AS (
              ",
-            company_aggregate!(),
-            " JOIN d ON r.customer_domain = d.domain
+        " JOIN d ON r.customer_domain = d.domain
              WHERE r.missing_since IS NULL
              GROUP BY r.customer_domain
          ),
@@ -126,10 +130,9 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
          INSERT INTO partner_center_companies (domain, name, referral_count, latest_status, latest_referral_at, updated_at)
          SELECT domain, name, referral_count, latest_status, latest_referral_at, now() FROM agg
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
-             latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()"
-        ),
+             latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()",
+        domains,
     )
-    .bind(domains)
     .execute(conn)
     .await?;
     Ok(())
@@ -138,12 +141,10 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
 /// Re-aggregates every company from the referrals table, writing only rows that differ;
 /// run in the last transaction of each full pass.
 pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        concat!(
-            "WITH agg AS (
+    with_company_aggregate!(
+        "WITH agg AS (
              ",
-            company_aggregate!(),
-            "
+        "
              WHERE r.missing_since IS NULL AND r.customer_domain IS NOT NULL
              GROUP BY r.customer_domain
          ),
@@ -155,8 +156,7 @@ pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
          ON CONFLICT (domain) DO UPDATE SET name = excluded.name, referral_count = excluded.referral_count,
              latest_status = excluded.latest_status, latest_referral_at = excluded.latest_referral_at, updated_at = now()
          WHERE (c.name, c.referral_count, c.latest_status, c.latest_referral_at)
-               IS DISTINCT FROM (excluded.name, excluded.referral_count, excluded.latest_status, excluded.latest_referral_at)"
-        ),
+               IS DISTINCT FROM (excluded.name, excluded.referral_count, excluded.latest_status, excluded.latest_referral_at)",
     )
     .execute(conn)
     .await?;

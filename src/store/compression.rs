@@ -48,19 +48,20 @@ pub async fn prefer_lz4(pool: &PgPool) {
 async fn try_prefer_lz4(pool: &PgPool) -> Result<PayloadCompression, sqlx::Error> {
     // `default_toast_compression` lists lz4 among its values exactly when the server
     // (14 or later) was built with it; before 14 the setting does not exist.
-    let (server_version, lz4): (String, bool) = sqlx::query_as(
-        "SELECT current_setting('server_version'),
+    let server = sqlx::query!(
+        r#"SELECT current_setting('server_version') AS "version!",
                 EXISTS (SELECT 1 FROM pg_settings
-                        WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))",
+                        WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) AS "lz4!""#,
     )
     .fetch_one(pool)
     .await?;
+    let (server_version, lz4) = (server.version, server.lz4);
     if !lz4 {
         return Ok(PayloadCompression::Unavailable { server_version });
     }
-    let already: bool = sqlx::query_scalar(
-        "SELECT attcompression = 'l' FROM pg_attribute
-         WHERE attrelid = 'partner_center_referrals'::regclass AND attname = 'payload'",
+    let already = sqlx::query_scalar!(
+        r#"SELECT attcompression = 'l' AS "lz4!" FROM pg_attribute
+         WHERE attrelid = 'partner_center_referrals'::regclass AND attname = 'payload'"#,
     )
     .fetch_one(pool)
     .await?;
@@ -71,10 +72,10 @@ async fn try_prefer_lz4(pool: &PgPool) -> Result<PayloadCompression, sqlx::Error
     // is mid-sync, waiting would hold up every reader queued behind it, so it gives up
     // after a few seconds and the next start tries again.
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL lock_timeout = '5s'")
+    sqlx::query!("SET LOCAL lock_timeout = '5s'")
         .execute(&mut *tx)
         .await?;
-    sqlx::query("ALTER TABLE partner_center_referrals ALTER COLUMN payload SET COMPRESSION lz4")
+    sqlx::query!("ALTER TABLE partner_center_referrals ALTER COLUMN payload SET COMPRESSION lz4")
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -3,7 +3,8 @@
 //! exactly the same rows.
 //!
 //! Values are bound parameters, never spliced text; only column names from this file
-//! reach the SQL string.
+//! reach the SQL string. Built with `QueryBuilder`, not the compile-time macros: which
+//! conditions a query carries depends on the request, and the macros check fixed text.
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};

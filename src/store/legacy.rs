@@ -62,23 +62,24 @@ pub async fn refuse_unknown_table(pool: &PgPool) -> Result<(), StoreError> {
 /// out of the way, and logs how many rows it has. `None` when there was none.
 pub async fn adopt(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SCHEMA_LOCK_KEY)
-        .execute(&mut *tx)
+    sqlx::query_scalar!("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
+        .fetch_one(&mut *tx)
         .await?;
     let Some(table) = find(&mut tx).await? else {
         return Ok(None);
     };
-    let taken: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(LEGACY_TABLE)
-        .fetch_one(&mut *tx)
-        .await?;
+    let taken = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "taken!""#,
+        LEGACY_TABLE
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if taken {
         return Err(LegacyError::LegacyNameTaken(table).into());
     }
     // Its indexes move too: a `partner_center_referrals_pkey` left behind would stop ours
     // from being created.
-    sqlx::query(
+    sqlx::query!(
         "DO $$
          DECLARE idx text;
          BEGIN
@@ -110,18 +111,18 @@ pub async fn adopt(pool: &PgPool) -> Result<Option<i64>, StoreError> {
 /// The `partner_center_referrals` of the pool's schema when no migration of ours recorded
 /// creating it.
 async fn find(tx: &mut Transaction<'_, Postgres>) -> Result<Option<LegacyTable>, StoreError> {
-    let (exists, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('partner_center_referrals') IS NOT NULL,
-                to_regclass('partner_center_sync_migrations') IS NOT NULL",
+    let found = sqlx::query!(
+        r#"SELECT to_regclass('partner_center_referrals') IS NOT NULL AS "exists!",
+                  to_regclass('partner_center_sync_migrations') IS NOT NULL AS "recorded!""#,
     )
     .fetch_one(&mut **tx)
     .await?;
-    if !exists {
+    if !found.exists {
         return Ok(None);
     }
-    if recorded {
-        let ours: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM partner_center_sync_migrations WHERE version = 1)",
+    if found.recorded {
+        let ours = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM partner_center_sync_migrations WHERE version = 1) AS "ours!""#,
         )
         .fetch_one(&mut **tx)
         .await?;
@@ -129,22 +130,24 @@ async fn find(tx: &mut Transaction<'_, Postgres>) -> Result<Option<LegacyTable>,
             return Ok(None);
         }
     }
-    let (schema, columns): (String, Vec<String>) = sqlx::query_as(
-        "SELECT n.nspname, array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
-         FROM pg_attribute a
-         JOIN pg_class c ON c.oid = a.attrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE a.attrelid = 'partner_center_referrals'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-         GROUP BY n.nspname",
+    let table = sqlx::query!(
+        r#"SELECT n.nspname::text AS "schema!",
+                  array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS "columns!"
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE a.attrelid = 'partner_center_referrals'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+           GROUP BY n.nspname"#,
     )
     .fetch_one(&mut **tx)
     .await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM partner_center_referrals")
+    // Checked against this daemon's table of the name; `count(*)` reads any table alike.
+    let rows = sqlx::query_scalar!(r#"SELECT count(*) AS "rows!" FROM partner_center_referrals"#)
         .fetch_one(&mut **tx)
         .await?;
     Ok(Some(LegacyTable {
-        schema,
-        columns,
+        schema: table.schema,
+        columns: table.columns,
         rows,
     }))
 }

@@ -21,10 +21,12 @@ pub struct SyncLock {
 /// Tries once and never waits: `None` when another process holds the lock.
 pub async fn try_acquire(pool: &PgPool) -> Result<Option<SyncLock>, StoreError> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(SYNC_LOCK_KEY)
-        .fetch_one(&mut conn)
-        .await?;
+    let got = sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_lock($1) AS "got!""#,
+        SYNC_LOCK_KEY
+    )
+    .fetch_one(&mut conn)
+    .await?;
     if got {
         Ok(Some(SyncLock { conn }))
     } else {
@@ -36,9 +38,8 @@ pub async fn try_acquire(pool: &PgPool) -> Result<Option<SyncLock>, StoreError> 
 impl SyncLock {
     /// Releases at once rather than when the server notices the closed socket.
     pub async fn release(mut self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(SYNC_LOCK_KEY)
-            .execute(&mut self.conn)
+        sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", SYNC_LOCK_KEY)
+            .fetch_one(&mut self.conn)
             .await?;
         self.conn.close().await?;
         Ok(())

@@ -161,11 +161,11 @@ fn migrator() -> Migrator {
 /// then: `CREATE SCHEMA IF NOT EXISTS` needs the CREATE privilege on the database even when
 /// the schema is there, which a role owning only its tables in `public` lacks.
 async fn ensure_schema(pool: &PgPool) -> Result<(), StoreError> {
-    let current: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+    let current = sqlx::query_scalar!("SELECT current_schema()")
         .fetch_one(pool)
         .await?;
     if current.is_none() {
-        sqlx::query(
+        sqlx::query!(
             "DO $$ BEGIN
                  EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', current_setting('search_path'));
              END $$",
@@ -182,16 +182,18 @@ pub async fn schema_is_current(pool: &PgPool) -> Result<bool, StoreError> {
 }
 
 async fn applied_count(pool: &PgPool) -> Result<usize, StoreError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('partner_center_sync_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT to_regclass('partner_center_sync_migrations') IS NOT NULL AS "exists!""#
+    )
+    .fetch_one(pool)
+    .await?;
     if !exists {
         return Ok(0);
     }
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM partner_center_sync_migrations WHERE success")
-            .fetch_one(pool)
-            .await?;
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM partner_center_sync_migrations WHERE success"#
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }

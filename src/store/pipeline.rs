@@ -1,6 +1,7 @@
 //! The pipeline: how many referrals and how much deal value sit in each status and
 //! substatus, per currency, for a filter. PostgreSQL sums the exact `numeric` values
-//! (as text), so no amount is rounded on the way and nothing is added up in Rust.
+//! (as text), so no amount is rounded on the way and nothing is added up in Rust. Built
+//! with `QueryBuilder` because the request's filter decides the `WHERE` (see `filter.rs`).
 
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};

@@ -3,6 +3,10 @@
 //! Filters are bound parameters, never spliced text; only column names and sort
 //! directions chosen from closed enums reach the SQL string. `deal_value` is read as
 //! text so the exact numeric value survives (a float would round large amounts).
+//!
+//! The lists, the pipeline and the companies are built with `QueryBuilder`: their `WHERE`
+//! and `ORDER BY` depend on which filters and sort a request sends, and the compile-time
+//! macros check only fixed text. The queries with a fixed text use the macros.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -57,9 +61,8 @@ pub struct ListedReferral {
 }
 
 /// One referral with what only the detail view needs.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct ReferralDetail {
-    #[sqlx(flatten)]
     pub referral: Referral,
     pub etag: Option<String>,
     pub payload: serde_json::Value,
@@ -314,20 +317,50 @@ impl Matching {
 /// Referrals Partner Center still returns, counted by status (`""` for none), for the
 /// `partner_center_sync_referrals` gauge.
 pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT coalesce(status, ''), count(*) FROM partner_center_referrals \
-         WHERE missing_since IS NULL GROUP BY 1 ORDER BY 1",
+    let rows = sqlx::query!(
+        r#"SELECT coalesce(status, '') AS "status!", count(*) AS "count!" FROM partner_center_referrals
+           WHERE missing_since IS NULL GROUP BY 1 ORDER BY 1"#,
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
 
 pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {REFERRAL_COLUMNS}, etag, payload FROM partner_center_referrals WHERE id = "
-    ));
-    qb.push_bind(id.to_owned());
-    qb.build_query_as().fetch_optional(pool).await
+    let row = sqlx::query!(
+        r#"SELECT id, engagement_id, name, status, substatus, type, qualification, direction,
+                  customer_name, customer_country, customer_domain, deal_value::text AS deal_value,
+                  currency, created_at, updated_at, first_seen_at, last_seen_at, missing_since,
+                  etag, payload
+           FROM partner_center_referrals WHERE id = $1"#,
+        id,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| ReferralDetail {
+        referral: Referral {
+            id: r.id,
+            engagement_id: r.engagement_id,
+            name: r.name,
+            status: r.status,
+            substatus: r.substatus,
+            kind: r.r#type,
+            qualification: r.qualification,
+            direction: r.direction,
+            customer_name: r.customer_name,
+            customer_country: r.customer_country,
+            customer_domain: r.customer_domain,
+            deal_value: r.deal_value,
+            currency: r.currency,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            first_seen_at: r.first_seen_at,
+            last_seen_at: r.last_seen_at,
+            missing_since: r.missing_since,
+        },
+        etag: r.etag,
+        payload: r.payload,
+    }))
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]

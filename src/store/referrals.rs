@@ -69,15 +69,16 @@ pub async fn upsert(
     if rows.is_empty() {
         return Ok(UpsertOutcome::default());
     }
-    let existing: Vec<(String, Option<String>, bool)> = sqlx::query_as(
-        "SELECT id, customer_domain, missing_since IS NOT NULL FROM partner_center_referrals WHERE id = ANY($1)",
+    let existing = sqlx::query!(
+        r#"SELECT id, customer_domain, missing_since IS NOT NULL AS "missing!"
+           FROM partner_center_referrals WHERE id = ANY($1)"#,
+        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>() as &[&str],
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
     .fetch_all(&mut *conn)
     .await?;
     let existing: HashMap<String, (Option<String>, bool)> = existing
         .into_iter()
-        .map(|(id, domain, missing)| (id, (domain, missing)))
+        .map(|r| (r.id, (r.customer_domain, r.missing)))
         .collect();
     let (old, new): (Vec<&ReferralRow>, Vec<&ReferralRow>) =
         rows.iter().partition(|r| existing.contains_key(&r.id));
@@ -103,14 +104,14 @@ pub async fn upsert(
     let restored: Vec<String> = if rest.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_scalar(
+        sqlx::query_scalar!(
             "UPDATE partner_center_referrals SET last_seen_at = $2, missing_since = NULL
              WHERE id = ANY($1) AND (missing_since IS NOT NULL OR ($3 AND last_seen_at < $2))
              RETURNING id",
+            &rest as &[&str],
+            seen_at,
+            full,
         )
-        .bind(&rest)
-        .bind(seen_at)
-        .bind(full)
         .fetch_all(&mut *conn)
         .await?
     };
@@ -137,7 +138,9 @@ pub async fn upsert(
     })
 }
 
-/// The columns `COPY` fills, in the order `copy_line` writes them.
+/// The columns `COPY` fills, in the order `copy_line` writes them. Not checked at compile
+/// time: the macros cannot describe `COPY … FROM STDIN`, which also takes no parameters;
+/// the integration tests write and read back every column through it.
 const COPY_NEW: &str = "COPY partner_center_referrals
      (id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
       customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload,
@@ -248,7 +251,7 @@ async fn update_changed(
             .map(|r| f(r).as_deref())
             .collect::<Vec<Option<&str>>>()
     };
-    Ok(sqlx::query_scalar::<_, String>(
+    Ok(sqlx::query_scalar!(
         "UPDATE partner_center_referrals AS r SET
              engagement_id = i.engagement_id, name = i.name, status = i.status, substatus = i.substatus,
              type = i.type, qualification = i.qualification, direction = i.direction,
@@ -263,25 +266,25 @@ async fn update_changed(
                  customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload)
          WHERE r.id = i.id AND r.payload IS DISTINCT FROM i.payload::jsonb
          RETURNING r.id",
+        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>() as &[&str],
+        &col(|r| &r.engagement_id) as &[Option<&str>],
+        &col(|r| &r.name) as &[Option<&str>],
+        &col(|r| &r.status) as &[Option<&str>],
+        &col(|r| &r.substatus) as &[Option<&str>],
+        &col(|r| &r.kind) as &[Option<&str>],
+        &col(|r| &r.qualification) as &[Option<&str>],
+        &col(|r| &r.direction) as &[Option<&str>],
+        &col(|r| &r.customer_name) as &[Option<&str>],
+        &col(|r| &r.customer_country) as &[Option<&str>],
+        &col(|r| &r.customer_domain) as &[Option<&str>],
+        &col(|r| &r.deal_value) as &[Option<&str>],
+        &col(|r| &r.currency) as &[Option<&str>],
+        &rows.iter().map(|r| r.created_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &rows.iter().map(|r| r.updated_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &col(|r| &r.etag) as &[Option<&str>],
+        &rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>() as &[&str],
+        seen_at,
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
-    .bind(col(|r| &r.engagement_id))
-    .bind(col(|r| &r.name))
-    .bind(col(|r| &r.status))
-    .bind(col(|r| &r.substatus))
-    .bind(col(|r| &r.kind))
-    .bind(col(|r| &r.qualification))
-    .bind(col(|r| &r.direction))
-    .bind(col(|r| &r.customer_name))
-    .bind(col(|r| &r.customer_country))
-    .bind(col(|r| &r.customer_domain))
-    .bind(col(|r| &r.deal_value))
-    .bind(col(|r| &r.currency))
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(col(|r| &r.etag))
-    .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
-    .bind(seen_at)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -298,11 +301,11 @@ pub async fn mark_missing(
     conn: &mut PgConnection,
     pass_started: DateTime<Utc>,
 ) -> Result<Marked, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
+    let ids = sqlx::query_scalar!(
         "UPDATE partner_center_referrals SET missing_since = now()
          WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id",
+        pass_started,
     )
-    .bind(pass_started)
     .fetch_all(conn)
     .await?;
     Ok(Marked {
@@ -329,24 +332,20 @@ pub async fn record_errors(
     if errors.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_sync_errors (run_id, referral_id, field, reason)
          SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[])",
-    )
-    .bind(run_id)
-    .bind(
-        errors
+        run_id,
+        &errors
             .iter()
             .map(|e| e.referral_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        errors
+            .collect::<Vec<_>>() as &[Option<&str>],
+        &errors
             .iter()
             .map(|e| e.field.as_deref())
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>() as &[Option<&str>],
+        &errors.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>() as &[&str],
     )
-    .bind(errors.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -364,17 +363,19 @@ pub async fn classify(
     pool: &PgPool,
     rows: &[ReferralRow],
 ) -> Result<Vec<(String, WouldBe)>, StoreError> {
-    let found: Vec<(String, bool, bool)> = sqlx::query_as(
-        "SELECT i.id, r.id IS NULL, (r.payload IS DISTINCT FROM i.payload::jsonb) OR r.missing_since IS NOT NULL
-         FROM UNNEST($1::text[], $2::text[]) AS i(id, payload)
-         LEFT JOIN partner_center_referrals r USING (id)",
+    let found = sqlx::query!(
+        r#"SELECT i.id AS "id!", r.id IS NULL AS "new!",
+                  (r.payload IS DISTINCT FROM i.payload::jsonb) OR r.missing_since IS NOT NULL AS "changed!"
+           FROM UNNEST($1::text[], $2::text[]) AS i(id, payload)
+           LEFT JOIN partner_center_referrals r USING (id)"#,
+        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>() as &[&str],
+        &rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>() as &[&str],
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
-    .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
     .fetch_all(pool)
     .await?;
     Ok(found
         .into_iter()
+        .map(|r| (r.id, r.new, r.changed))
         .map(|(id, new, changed)| {
             let would = if new {
                 WouldBe::Inserted
@@ -395,15 +396,19 @@ pub async fn would_be_missing(
     seen: &[String],
     sample: i64,
 ) -> Result<(u64, Vec<String>), StoreError> {
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM partner_center_referrals WHERE missing_since IS NULL AND NOT (id = ANY($1))")
-        .bind(seen)
-        .fetch_one(pool)
-        .await?;
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM partner_center_referrals WHERE missing_since IS NULL AND NOT (id = ANY($1)) ORDER BY id LIMIT $2",
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM partner_center_referrals
+           WHERE missing_since IS NULL AND NOT (id = ANY($1))"#,
+        seen,
     )
-    .bind(seen)
-    .bind(sample)
+    .fetch_one(pool)
+    .await?;
+    let ids = sqlx::query_scalar!(
+        "SELECT id FROM partner_center_referrals WHERE missing_since IS NULL AND NOT (id = ANY($1))
+         ORDER BY id LIMIT $2",
+        seen,
+        sample,
+    )
     .fetch_all(pool)
     .await?;
     Ok((u64::try_from(count).unwrap_or(0), ids))

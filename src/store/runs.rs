@@ -1,5 +1,5 @@
-//! Run history (`partner_center_sync_runs`): one row per accepted trigger, counters updated as pages
-//! commit so the UI shows live progress.
+//! Run history (`partner_center_sync_runs`): one row per accepted trigger, counters updated
+//! as pages commit so the UI shows live progress.
 //!
 //! The run vocabulary ([`Trigger`], [`RequestedMode`], [`Mode`], [`RunStatus`]) is stored as
 //! text (the migrations' `CHECK` constraints list the values): each enum encodes as its
@@ -122,7 +122,7 @@ macro_rules! text_like {
 text_like!(Trigger, Mode, RunStatus);
 
 /// A `partner_center_sync_runs` row as the HTTP API and the UI show it.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunRow {
     pub id: i64,
     pub trigger: Trigger,
@@ -137,7 +137,6 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// Null until the run has both started and finished.
     pub duration_seconds: Option<f64>,
-    #[sqlx(flatten)]
     #[serde(flatten)]
     pub counts: Counts,
     pub error: Option<String>,
@@ -145,9 +144,80 @@ pub struct RunRow {
     pub pid: Option<i32>,
 }
 
-const COLUMNS: &str = "id, trigger, NULLIF(mode, 'auto') AS mode, status, dry_run, queued_at, started_at, finished_at, \
-     EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS duration_seconds, \
-     pages, fetched, inserted, updated, unchanged, marked_missing, parse_errors, error, host, pid";
+/// A row as the columns hold it: `query_as!` fills it, then it becomes a [`RunRow`], since
+/// the macro can neither nest [`Counts`] nor widen its `integer` columns.
+struct RunRecord {
+    id: i64,
+    trigger: Trigger,
+    mode: Option<Mode>,
+    status: RunStatus,
+    dry_run: bool,
+    queued_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    duration_seconds: Option<f64>,
+    pages: i32,
+    fetched: i32,
+    inserted: i32,
+    updated: i32,
+    unchanged: i32,
+    marked_missing: i32,
+    parse_errors: i32,
+    error: Option<String>,
+    host: Option<String>,
+    pid: Option<i32>,
+}
+
+impl From<RunRecord> for RunRow {
+    fn from(r: RunRecord) -> Self {
+        // The counters only ever grow from zero by clamped amounts, so never negative.
+        let n = |v: i32| u64::try_from(v).unwrap_or(0);
+        RunRow {
+            id: r.id,
+            trigger: r.trigger,
+            mode: r.mode,
+            status: r.status,
+            dry_run: r.dry_run,
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_seconds: r.duration_seconds,
+            counts: Counts {
+                pages: n(r.pages),
+                fetched: n(r.fetched),
+                inserted: n(r.inserted),
+                updated: n(r.updated),
+                unchanged: n(r.unchanged),
+                marked_missing: n(r.marked_missing),
+                parse_errors: n(r.parse_errors),
+            },
+            error: r.error,
+            host: r.host,
+            pid: r.pid,
+        }
+    }
+}
+
+/// `query_as!` into [`RunRecord`] with the one column list between `$head` and `$tail`
+/// (string literals: the macro checks the whole text at compile time, so it cannot take
+/// the list from a constant).
+macro_rules! run_records {
+    ($head:literal, $tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            RunRecord,
+            $head
+                + r#" id AS "id!", trigger AS "trigger!: Trigger", NULLIF(mode, 'auto') AS "mode?: Mode",
+                    status AS "status!: RunStatus", dry_run AS "dry_run!", queued_at AS "queued_at!",
+                    started_at, finished_at,
+                    EXTRACT(EPOCH FROM (finished_at - started_at))::float8 AS "duration_seconds?",
+                    pages AS "pages!", fetched AS "fetched!", inserted AS "inserted!", updated AS "updated!",
+                    unchanged AS "unchanged!", marked_missing AS "marked_missing!",
+                    parse_errors AS "parse_errors!", error, host, pid "#
+                + $tail
+            $(, $arg)*
+        )
+    };
+}
 
 impl RunRow {
     /// The mode as the column holds it: the pass made, or `auto` while undecided.
@@ -162,22 +232,15 @@ fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok
 
 /// A run's counters. The one set of them: a batch's increments, a run's running totals,
 /// the row's columns, the summary and the live progress all carry this struct.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
-    #[sqlx(try_from = "i32")]
     pub pages: u64,
-    #[sqlx(try_from = "i32")]
     pub fetched: u64,
-    #[sqlx(try_from = "i32")]
     pub inserted: u64,
-    #[sqlx(try_from = "i32")]
     pub updated: u64,
-    #[sqlx(try_from = "i32")]
     pub unchanged: u64,
-    #[sqlx(try_from = "i32")]
     pub marked_missing: u64,
     /// Entries the run wrote to `partner_center_sync_errors`.
-    #[sqlx(try_from = "i32")]
     pub parse_errors: u64,
 }
 
@@ -200,55 +263,61 @@ pub async fn create_queued(
     mode: RequestedMode,
     dry_run: bool,
 ) -> Result<i64, StoreError> {
-    let id = sqlx::query_scalar("INSERT INTO partner_center_sync_runs (trigger, mode, status, dry_run, host) VALUES ($1, $2, 'queued', $3, $4) RETURNING id")
-        .bind(trigger)
-        .bind(mode)
-        .bind(dry_run)
-        .bind(hostname())
-        .fetch_one(pool)
-        .await?;
+    let id = sqlx::query_scalar!(
+        "INSERT INTO partner_center_sync_runs (trigger, mode, status, dry_run, host)
+         VALUES ($1, $2, 'queued', $3, $4) RETURNING id",
+        trigger as Trigger,
+        mode as RequestedMode,
+        dry_run,
+        hostname(),
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(id)
 }
 
 /// Moves a queued row to `running`, recording this process; returns the start time
 /// (the database's clock), or `None` if the row is not queued (already run or closed).
 pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let started = sqlx::query_scalar(
-        "UPDATE partner_center_sync_runs SET status = 'running', started_at = now(), host = $2, pid = $3
-         WHERE id = $1 AND status = 'queued' RETURNING started_at",
+    let started = sqlx::query_scalar!(
+        r#"UPDATE partner_center_sync_runs SET status = 'running', started_at = now(), host = $2, pid = $3
+         WHERE id = $1 AND status = 'queued' RETURNING started_at AS "started_at!""#,
+        id,
+        hostname(),
+        i32::try_from(std::process::id()).unwrap_or(i32::MAX),
     )
-    .bind(id)
-    .bind(hostname())
-    .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
     .fetch_optional(pool)
     .await?;
     Ok(started)
 }
 
 pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
-    sqlx::query("UPDATE partner_center_sync_runs SET mode = $2 WHERE id = $1")
-        .bind(id)
-        .bind(mode)
-        .execute(pool)
-        .await?;
+    sqlx::query!(
+        "UPDATE partner_center_sync_runs SET mode = $2 WHERE id = $1",
+        id,
+        mode as Mode,
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Adds one batch's counts, inside the batch's transaction.
 pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE partner_center_sync_runs SET pages = pages + $2, fetched = fetched + $3, inserted = inserted + $4, updated = updated + $5,
-             unchanged = unchanged + $6, marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
+    sqlx::query!(
+        "UPDATE partner_center_sync_runs SET pages = pages + $2, fetched = fetched + $3,
+             inserted = inserted + $4, updated = updated + $5, unchanged = unchanged + $6,
+             marked_missing = marked_missing + $7, parse_errors = parse_errors + $8
          WHERE id = $1",
+        id,
+        clamp(p.pages),
+        clamp(p.fetched),
+        clamp(p.inserted),
+        clamp(p.updated),
+        clamp(p.unchanged),
+        clamp(p.marked_missing),
+        clamp(p.parse_errors),
     )
-    .bind(id)
-    .bind(clamp(p.pages))
-    .bind(clamp(p.fetched))
-    .bind(clamp(p.inserted))
-    .bind(clamp(p.updated))
-    .bind(clamp(p.unchanged))
-    .bind(clamp(p.marked_missing))
-    .bind(clamp(p.parse_errors))
     .execute(conn)
     .await?;
     Ok(())
@@ -261,28 +330,30 @@ pub async fn finish(
     status: RunStatus,
     error: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE partner_center_sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE partner_center_sync_runs SET status = $2, finished_at = now(), error = $3 WHERE id = $1",
+        id,
+        status as RunStatus,
+        error,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Runs left `running` by a process that died. Only the holder of the sync lock may
 /// call this: holding it proves no other process is running a sync right now.
 pub async fn close_stale(pool: &PgPool, closed_by: Option<i64>) -> Result<Vec<RunRow>, StoreError> {
-    let sql = format!(
+    let rows = run_records!(
         "UPDATE partner_center_sync_runs SET status = 'failed', finished_at = now(),
              error = 'The process running this sync stopped before it finished (found by a later run holding the sync lock). Pages it committed are kept; the next run re-reads the rest.'
-         WHERE status = 'running' AND id IS DISTINCT FROM $1 RETURNING {COLUMNS}"
-    );
-    let rows = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-        .bind(closed_by)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows)
+         WHERE status = 'running' AND id IS DISTINCT FROM $1 RETURNING",
+        "",
+        closed_by,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 /// Newest first; only runs with one of `statuses` unless it is empty.
@@ -301,24 +372,26 @@ pub async fn list_page(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<RunRow>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM partner_center_sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
-         ORDER BY id DESC LIMIT $2 OFFSET $3"
-    );
-    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-        .bind(status_names(statuses))
-        .bind(limit.max(0))
-        .bind(offset.max(0))
-        .fetch_all(pool)
-        .await?)
+    let rows = run_records!(
+        "SELECT",
+        "FROM partner_center_sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)
+         ORDER BY id DESC LIMIT $2 OFFSET $3",
+        &status_names(statuses) as &[&str],
+        limit.max(0),
+        offset.max(0),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 /// How many runs [`list_page`] can page through.
 pub async fn count(pool: &PgPool, statuses: &[RunStatus]) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM partner_center_sync_runs WHERE cardinality($1::text[]) = 0 OR status = ANY($1)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM partner_center_sync_runs
+           WHERE cardinality($1::text[]) = 0 OR status = ANY($1)"#,
+        &status_names(statuses) as &[&str],
     )
-    .bind(status_names(statuses))
     .fetch_one(pool)
     .await?)
 }
@@ -328,7 +401,7 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
 }
 
 /// A referral, or a field of one, that a run could not store as sent.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,
@@ -339,36 +412,38 @@ pub struct ParseError {
 }
 
 pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, referral_id, field, reason, created_at FROM partner_center_sync_errors WHERE run_id = $1 ORDER BY id",
+    Ok(sqlx::query_as!(
+        ParseError,
+        "SELECT id, referral_id, field, reason, created_at FROM partner_center_sync_errors
+         WHERE run_id = $1 ORDER BY id",
+        run_id,
     )
-    .bind(run_id)
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<RunRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM partner_center_sync_runs WHERE id = $1");
-    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id)
+    let row = run_records!("SELECT", "FROM partner_center_sync_runs WHERE id = $1", id)
         .fetch_optional(pool)
-        .await?)
+        .await?;
+    Ok(row.map(RunRow::from))
 }
 
 /// The run in progress, else the oldest queued one.
 pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM partner_center_sync_runs WHERE status IN ('queued', 'running')
-         ORDER BY (status = 'running') DESC, id ASC LIMIT 1"
-    );
-    Ok(sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(sql))
-        .fetch_optional(pool)
-        .await?)
+    let row = run_records!(
+        "SELECT",
+        "FROM partner_center_sync_runs WHERE status IN ('queued', 'running')
+         ORDER BY (status = 'running') DESC, id ASC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(RunRow::from))
 }
 
 /// When the newest successful run (not a dry run) finished, on any host.
 pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT max(finished_at) FROM partner_center_sync_runs WHERE status = 'succeeded' AND NOT dry_run",
     )
     .fetch_one(pool)
@@ -379,12 +454,12 @@ pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Sto
 /// cancelled and says how many. Only `host`'s own: another host's queued run may be about
 /// to start, and a run queued without a host name belongs to no one this can vouch for.
 pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<u64, StoreError> {
-    let closed = sqlx::query(
+    let closed = sqlx::query!(
         "UPDATE partner_center_sync_runs SET status = 'cancelled', finished_at = now(),
              error = 'The daemon stopped before this queued run started.'
          WHERE status = 'queued' AND host = $1",
+        host,
     )
-    .bind(host)
     .execute(pool)
     .await?
     .rows_affected();

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreError;
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SyncState {
     /// Server time at which the last completed run started.
     pub watermark: Option<DateTime<Utc>>,
@@ -25,8 +25,10 @@ impl Default for SyncState {
 
 /// The stored cursor, or the state of a database that never completed a run.
 pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
-    let row = sqlx::query_as::<_, SyncState>(
-        "SELECT watermark, last_full_at, incremental_filter_supported FROM partner_center_sync_state WHERE id = 1",
+    let row = sqlx::query_as!(
+        SyncState,
+        "SELECT watermark, last_full_at, incremental_filter_supported
+         FROM partner_center_sync_state WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?;
@@ -38,7 +40,7 @@ pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
 /// the last few commits to a PostgreSQL crash costs a re-read, never consistency, while a
 /// flush per page would dominate the run time on slow disks.
 pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL synchronous_commit = off")
+    sqlx::query!("SET LOCAL synchronous_commit = off")
         .execute(conn)
         .await?;
     Ok(())
@@ -46,15 +48,15 @@ pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError>
 
 /// Written inside the transaction of the run's last page.
 pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, incremental_filter_supported, updated_at)
          VALUES (1, $1, $2, $3, now())
          ON CONFLICT (id) DO UPDATE SET watermark = excluded.watermark, last_full_at = excluded.last_full_at,
              incremental_filter_supported = excluded.incremental_filter_supported, updated_at = now()",
+        state.watermark,
+        state.last_full_at,
+        state.incremental_filter_supported,
     )
-    .bind(state.watermark)
-    .bind(state.last_full_at)
-    .bind(state.incremental_filter_supported)
     .execute(conn)
     .await?;
     Ok(())
@@ -63,7 +65,7 @@ pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), Stor
 /// After an older integration's table was adopted, nothing recorded here says what the new
 /// `partner_center_referrals` holds: without a watermark the next run is full.
 pub async fn forget_cursor(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, updated_at)
          VALUES (1, NULL, NULL, now())
          ON CONFLICT (id) DO UPDATE SET watermark = NULL, last_full_at = NULL, updated_at = now()",

@@ -9,6 +9,10 @@
 //! tables (with their indexes, sequences and constraints) and its bookkeeping table get
 //! today's names and its recorded checksums today's files. Nothing is copied, so every row
 //! stays. `migrations/README.md` has the whole story.
+//!
+//! The statements on `_sqlx_migrations` and the renames are not checked at compile time:
+//! they name objects that only an earlier version's database has, which the database the
+//! checks run against (built by today's migrations) cannot have.
 
 use sqlx::{PgPool, Postgres, Transaction};
 
@@ -83,9 +87,8 @@ pub enum UpgradeError {
 /// it did; `false` (touching nothing) when the schema holds no such deployment.
 pub async fn from_unprefixed_names(pool: &PgPool) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SCHEMA_LOCK_KEY)
-        .execute(&mut *tx)
+    sqlx::query_scalar!("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
+        .fetch_one(&mut *tx)
         .await?;
     let Some(applied) = earlier_deployment(&mut tx).await? else {
         return Ok(false);
@@ -104,11 +107,13 @@ pub async fn from_unprefixed_names(pool: &PgPool) -> Result<bool, StoreError> {
     .execute(&mut *tx)
     .await?;
     for migration in MIGRATOR.iter().filter(|m| applied.contains(&m.version)) {
-        sqlx::query("UPDATE partner_center_sync_migrations SET checksum = $2 WHERE version = $1")
-            .bind(migration.version)
-            .bind(migration.checksum.as_ref())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE partner_center_sync_migrations SET checksum = $2 WHERE version = $1",
+            migration.version,
+            migration.checksum.as_ref(),
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     tracing::info!(
@@ -125,13 +130,13 @@ pub async fn from_unprefixed_names(pool: &PgPool) -> Result<bool, StoreError> {
 async fn earlier_deployment(
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<Option<Vec<i64>>, StoreError> {
-    let (ours, theirs): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('partner_center_sync_migrations') IS NOT NULL,
-                to_regclass('_sqlx_migrations') IS NOT NULL",
+    let found = sqlx::query!(
+        r#"SELECT to_regclass('partner_center_sync_migrations') IS NOT NULL AS "ours!",
+                  to_regclass('_sqlx_migrations') IS NOT NULL AS "theirs!""#,
     )
     .fetch_one(&mut **tx)
     .await?;
-    if ours || !theirs {
+    if found.ours || !found.theirs {
         return Ok(None);
     }
     let rows: Vec<(i64, String, bool)> = sqlx::query_as(
