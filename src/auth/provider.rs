@@ -11,9 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::{AccessTokenEntry, AccountEntry, EXPIRY_MARGIN_SECS, TokenGrant};
 use super::oauth::{Authority, Class, IdentityFailure, TokenResponse};
-use super::{
-    AccessToken, AuthError, AuthState, Settings, SignInRequired, blocking, unix_to_utc,
-};
+use super::{AccessToken, AuthError, AuthState, Settings, SignInRequired, blocking, unix_to_utc};
 use crate::config::Config;
 
 /// Below this, a cached token is not worth handing out even when the authority is down.
@@ -150,10 +148,17 @@ impl TokenProvider {
                 };
                 let reason = required.reason();
                 if first {
-                    tracing::error!(event = "sign_in_required", reason,
-                        "{required} Nothing can be synced until then.");
+                    tracing::error!(
+                        event = "sign_in_required",
+                        reason,
+                        "{required} Nothing can be synced until then."
+                    );
                 } else {
-                    tracing::debug!(event = "sign_in_required", reason, "Still waiting for a sign-in.");
+                    tracing::debug!(
+                        event = "sign_in_required",
+                        reason,
+                        "Still waiting for a sign-in."
+                    );
                 }
             }
             Err(e) => {
