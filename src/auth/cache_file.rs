@@ -73,7 +73,7 @@ impl CacheFile {
     }
 
     /// Refuses a cache that cannot be used safely as it is; a missing one is fine. See
-    /// [`check_metadata`](Self::check_metadata) for what is refused and why.
+    /// `check_metadata` for what is refused and why.
     pub fn check(&self) -> Result<(), AuthError> {
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.file_type().is_symlink() => Err(self.symlink_refused()),
