@@ -89,7 +89,7 @@ pub async fn write_all(
     Ok(count)
 }
 
-/// The CSV columns, in order; [`cells`] fills them.
+/// The CSV columns, in order; `cells` fills them.
 pub const CSV_COLUMNS: [&str; 23] = [
     "id",
     "name",

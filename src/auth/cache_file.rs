@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::cache::TokenCache;
 use super::cache_lock::{CacheLock, LOCK_TIMEOUT, LockError, lock_path};
-use super::{AuthError, CacheProblem};
+use super::{AuthError, CacheProblem, SignInRequired};
 
 /// The largest cache file read. An MSAL cache holds a few KB per login; rewriting a
 /// 100 MB one took over 400 MB, past the unit's `MemoryMax`, so the daemon was killed and
@@ -73,7 +73,7 @@ impl CacheFile {
     }
 
     /// Refuses a cache that cannot be used safely as it is; a missing one is fine. See
-    /// [`check_metadata`](Self::check_metadata) for what is refused and why.
+    /// `check_metadata` for what is refused and why.
     pub fn check(&self) -> Result<(), AuthError> {
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.file_type().is_symlink() => Err(self.symlink_refused()),
@@ -235,13 +235,12 @@ impl CacheFile {
                     reason = %why,
                     "The token cache could not be parsed and was moved aside; sign in again with `partner-center-sync login`."
                 );
-                Err(AuthError::SignInRequired {
-                    reason: format!(
-                        "the token cache {} could not be parsed ({why}) and was moved to {}",
-                        self.path.display(),
-                        aside.display()
-                    ),
-                })
+                Err(SignInRequired::new(format!(
+                    "the token cache {} could not be parsed ({why}) and was moved to {}",
+                    self.path.display(),
+                    aside.display()
+                ))
+                .into())
             }
         }
     }

@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
+use super::SignInRequired;
 use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// No usable login: none saved, or the authority refused the refresh token.
-    #[error("Sign-in required: run `partner-center-sync login` ({reason})")]
-    SignInRequired { reason: String },
+    #[error(transparent)]
+    SignInRequired(#[from] SignInRequired),
     /// Network, timeouts, 5xx, 429, `temporarily_unavailable`: retried, then reported.
     #[error("The identity service is temporarily unavailable: {message}")]
     Transient { message: String },
@@ -62,7 +62,7 @@ impl AuthError {
 
     pub fn exit(&self) -> Exit {
         match self {
-            AuthError::SignInRequired { .. } => Exit::SignInRequired,
+            AuthError::SignInRequired(e) => e.exit(),
             AuthError::Transient { .. } => Exit::TempFail,
             AuthError::Configuration { .. }
             | AuthError::Cache {
@@ -75,7 +75,7 @@ impl AuthError {
     }
 
     pub fn is_sign_in_required(&self) -> bool {
-        matches!(self, AuthError::SignInRequired { .. })
+        matches!(self, AuthError::SignInRequired(_))
     }
 
     pub fn is_transient(&self) -> bool {

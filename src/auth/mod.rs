@@ -11,7 +11,8 @@
 //! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
 //! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
 //!   and `logout`; `sign_in_watch`: a `login` by another process, noticed by a long-running one;
-//!   `error`: [`AuthError`] and its exit codes.
+//!   `error`: [`AuthError`] and its exit codes; `sign_in_required`: [`SignInRequired`], the
+//!   one type every layer wraps.
 //!
 //! CONTRACT used by the sync engine and the daemon: [`TokenProvider::new`],
 //! [`TokenProvider::access_token`], [`TokenProvider::refresh_after_rejection`],
@@ -25,6 +26,7 @@ mod device_code;
 mod error;
 pub mod oauth;
 mod provider;
+mod sign_in_required;
 mod sign_in_watch;
 mod status;
 
@@ -38,6 +40,7 @@ use cache_file::CacheFile;
 pub use device_code::{LoginOutcome, login};
 pub use error::{AuthError, CacheProblem};
 pub use provider::TokenProvider;
+pub use sign_in_required::SignInRequired;
 pub use sign_in_watch::SignInWatch;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
 
@@ -75,9 +78,7 @@ pub enum AuthState {
         account: String,
         access_token_expires_at: Option<DateTime<Utc>>,
     },
-    SignInRequired {
-        reason: String,
-    },
+    SignInRequired(SignInRequired),
 }
 
 /// What every auth operation derives from the configuration.
@@ -122,18 +123,16 @@ impl Settings {
         })
     }
 
-    fn no_login(&self) -> AuthError {
+    fn no_login(&self) -> SignInRequired {
         let whom = match &self.account {
             Some(a) => format!("for {a} "),
             None => String::new(),
         };
-        AuthError::SignInRequired {
-            reason: format!(
-                "no saved login {whom}for client {} in {}",
-                self.scope.client_id,
-                self.file.path().display()
-            ),
-        }
+        SignInRequired::new(format!(
+            "no saved login {whom}for client {} in {}",
+            self.scope.client_id,
+            self.file.path().display()
+        ))
     }
 
     /// The account to use: the configured username (any case), else the only one.
@@ -143,7 +142,7 @@ impl Settings {
             accounts.retain(|a| a.username.eq_ignore_ascii_case(want));
         }
         match accounts.len() {
-            0 => Err(self.no_login()),
+            0 => Err(self.no_login().into()),
             1 => Ok(accounts.remove(0)),
             _ => {
                 let names: Vec<&str> = accounts.iter().map(|a| a.username.as_str()).collect();

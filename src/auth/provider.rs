@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::{AccessTokenEntry, AccountEntry, EXPIRY_MARGIN_SECS, TokenGrant};
 use super::oauth::{Authority, Class, IdentityFailure, TokenResponse};
-use super::{AccessToken, AuthError, AuthState, Settings, blocking, unix_to_utc};
+use super::{AccessToken, AuthError, AuthState, Settings, SignInRequired, blocking, unix_to_utc};
 use crate::config::Config;
 
 /// Below this, a cached token is not worth handing out even when the authority is down.
@@ -46,7 +46,7 @@ struct Memory {
     /// The refresh token the authority refused. It is not offered again, so a revoked
     /// login costs one request per sign-in, not one per sync run; a new `login` writes a
     /// different one and lifts the block.
-    refused: Option<(SecretString, String)>,
+    refused: Option<(SecretString, SignInRequired)>,
 }
 
 impl TokenProvider {
@@ -139,20 +139,26 @@ impl TokenProvider {
         let result = self.acquire_uncached(rejected).await;
         match &result {
             Ok(_) => self.memory().sign_in_reported = false,
-            Err(AuthError::SignInRequired { reason }) => {
+            Err(AuthError::SignInRequired(required)) => {
                 let first = {
                     let mut memory = self.memory();
                     memory.token = None;
-                    memory.state = AuthState::SignInRequired {
-                        reason: reason.clone(),
-                    };
+                    memory.state = AuthState::SignInRequired(required.clone());
                     !std::mem::replace(&mut memory.sign_in_reported, true)
                 };
+                let reason = required.reason();
                 if first {
-                    tracing::error!(event = "sign_in_required", reason = %reason,
-                        "Sign-in required: run `partner-center-sync login`; nothing can be synced until then.");
+                    tracing::error!(
+                        event = "sign_in_required",
+                        reason,
+                        "{required} Nothing can be synced until then."
+                    );
                 } else {
-                    tracing::debug!(event = "sign_in_required", reason = %reason, "Still waiting for a sign-in.");
+                    tracing::debug!(
+                        event = "sign_in_required",
+                        reason,
+                        "Still waiting for a sign-in."
+                    );
                 }
             }
             Err(e) => {
@@ -190,11 +196,9 @@ impl TokenProvider {
         let rt = cache
             .refresh_token(&settings.scope, &account.home_account_id)
             .ok_or_else(|| settings.no_login())?;
-        if let Some((refused, reason)) = &self.memory().refused {
+        if let Some((refused, required)) = &self.memory().refused {
             if refused.expose_secret() == rt.secret.expose_secret() {
-                return Err(AuthError::SignInRequired {
-                    reason: reason.clone(),
-                });
+                return Err(required.clone().into());
             }
         }
 
@@ -241,8 +245,8 @@ impl TokenProvider {
         });
         let Some((account_now, rt, at)) = newer else {
             let error = failure.into_error();
-            if let AuthError::SignInRequired { reason } = &error {
-                self.memory().refused = Some((used, reason.clone()));
+            if let AuthError::SignInRequired(required) = &error {
+                self.memory().refused = Some((used, required.clone()));
             }
             return Err(error);
         };
@@ -259,8 +263,8 @@ impl TokenProvider {
             Ok(response) => self.persist(response, &account_now, rt.key).await,
             Err(failure) => {
                 let error = failure.into_error();
-                if let AuthError::SignInRequired { reason } = &error {
-                    self.memory().refused = Some((rt.secret, reason.clone()));
+                if let AuthError::SignInRequired(required) = &error {
+                    self.memory().refused = Some((rt.secret, required.clone()));
                 }
                 Err(error)
             }
@@ -326,11 +330,11 @@ impl TokenProvider {
                 family_id: response.foci.as_deref(),
             };
             let _lock = settings.file.lock()?;
-            let signed_out = || AuthError::SignInRequired {
-                reason: format!(
+            let signed_out = || {
+                AuthError::from(SignInRequired::new(format!(
                     "the login was removed from {} while refreshing",
                     settings.file.path().display()
-                ),
+                )))
             };
             let mut cache = settings.file.load_locked()?.ok_or_else(signed_out)?;
             let stored = cache.store_refresh(scope, &grant, &rt_key, now)
@@ -375,14 +379,7 @@ impl TokenProvider {
 /// What the cache says at start-up, read without locking or setting anything aside:
 /// health can show the account before the first sync.
 fn initial_state(settings: &Settings) -> (Option<AccessToken>, AuthState) {
-    let signed_out = || {
-        (
-            None,
-            AuthState::SignInRequired {
-                reason: no_login_reason(settings),
-            },
-        )
-    };
+    let signed_out = || (None, AuthState::SignInRequired(settings.no_login()));
     let cache = match settings.file.read() {
         Ok(super::cache_file::Contents::Parsed(cache)) => cache,
         Ok(super::cache_file::Contents::Missing) => return signed_out(),
@@ -406,13 +403,6 @@ fn initial_state(settings: &Settings) -> (Option<AccessToken>, AuthState) {
             access_token_expires_at: expires,
         },
     )
-}
-
-fn no_login_reason(settings: &Settings) -> String {
-    match settings.no_login() {
-        AuthError::SignInRequired { reason } => reason,
-        other => other.to_string(),
-    }
 }
 
 /// Exponential from 0.5 s, capped, with jitter in the upper half so that daemons

@@ -17,7 +17,7 @@ impl SignInWatch {
     /// last look (by `login`, from another process) is tried at once; otherwise a daemon
     /// would refuse "Sync now" and keep the alert on until its next scheduled run tried it.
     pub async fn current_state(&self, tokens: &TokenProvider, cache: &Path) -> AuthState {
-        if matches!(tokens.state(), AuthState::SignInRequired { .. }) && self.changed(cache) {
+        if matches!(tokens.state(), AuthState::SignInRequired(_)) && self.changed(cache) {
             // Either way the provider's state now says what the cache holds.
             let _ = tokens.access_token().await;
         }

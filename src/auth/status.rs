@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::cache::EXPIRY_MARGIN_SECS;
 use super::cache_file::Contents;
-use super::{AuthError, Settings, unix_to_utc};
+use super::{AuthError, Settings, SignInRequired, unix_to_utc};
 use crate::config::Config;
 
 /// Refresh tokens die after this long unused (`MaxInactiveTime`, not configurable).
@@ -56,6 +56,19 @@ impl AuthStatusReport {
     }
 }
 
+impl AuthStatusReport {
+    /// The error `status` ends with when a sign-in is required.
+    pub fn sign_in_required(&self) -> Option<SignInRequired> {
+        self.sign_in_required.then(|| {
+            SignInRequired::new(
+                self.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("no login in {}", self.cache_path.display())),
+            )
+        })
+    }
+}
+
 impl std::fmt::Display for AuthStatusReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let time = |t: Option<DateTime<Utc>>| {
@@ -97,15 +110,10 @@ impl std::fmt::Display for AuthStatusReport {
                 time(self.refresh_token_inactivity_expires_on)
             )?;
         }
+        let action = SignInRequired::ACTION;
         match (&self.sign_in_required, &self.reason) {
-            (true, Some(reason)) => write!(
-                f,
-                "Sign-in required:     yes, run `partner-center-sync login` ({reason})"
-            ),
-            (true, None) => write!(
-                f,
-                "Sign-in required:     yes, run `partner-center-sync login`"
-            ),
+            (true, Some(reason)) => write!(f, "Sign-in required:     yes, {action} ({reason})"),
+            (true, None) => write!(f, "Sign-in required:     yes, {action}"),
             (false, _) => write!(f, "Sign-in required:     no"),
         }
     }
@@ -134,8 +142,8 @@ pub fn status(config: &Config) -> Result<AuthStatusReport, AuthError> {
     };
     let account = match settings.select_account(&cache) {
         Ok(account) => account,
-        Err(AuthError::SignInRequired { reason }) => {
-            report.reason = Some(reason);
+        Err(AuthError::SignInRequired(required)) => {
+            report.reason = Some(required.reason().to_owned());
             return Ok(report);
         }
         Err(e) => return Err(e),

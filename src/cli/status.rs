@@ -25,8 +25,11 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
         None => Err("database_url is not set".to_owned()),
     };
     let health = daemon_health(config).await;
-    let sign_in_required = matches!(&auth, Some(Ok(r)) if r.sign_in_required)
-        || matches!(&auth, Some(Err(e)) if e.is_sign_in_required());
+    let sign_in_required = match &auth {
+        Some(Ok(report)) => report.sign_in_required(),
+        Some(Err(auth::AuthError::SignInRequired(required))) => Some(required.clone()),
+        _ => None,
+    };
     if json {
         let value = serde_json::json!({
             "partner_center_enabled": config.enabled,
@@ -99,11 +102,8 @@ pub(super) async fn run(config: &Config, json: bool) -> Result<(), CommandError>
             Err(e) => println!("Daemon: not reachable at http://{} ({e})", config.listen),
         }
     }
-    if sign_in_required {
-        return Err(CommandError::new(
-            Exit::SignInRequired,
-            "Sign-in required: run `partner-center-sync login`.",
-        ));
+    if let Some(required) = sign_in_required {
+        return Err(CommandError::new(required.exit(), required));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio::sync::oneshot;
 
+use crate::auth::SignInRequired;
 use crate::store::StoreError;
 
 /// The signals the daemon turns into messages; any other keeps its default action.
@@ -40,8 +41,8 @@ pub enum TriggerError {
         "Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED is false); enable it to sync."
     )]
     Disabled,
-    #[error("{0}")]
-    SignInRequired(String),
+    #[error(transparent)]
+    SignInRequired(#[from] SignInRequired),
     #[error("The daemon is shutting down; not accepting sync triggers.")]
     ShuttingDown,
     #[error(transparent)]

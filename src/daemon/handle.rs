@@ -53,10 +53,8 @@ impl DaemonHandle {
         if !self.config.borrow().enabled {
             return Err(TriggerError::Disabled);
         }
-        if let AuthState::SignInRequired { reason } = self.current_auth_state().await {
-            return Err(TriggerError::SignInRequired(format!(
-                "Sign-in required: run `partner-center-sync login` ({reason})."
-            )));
+        if let AuthState::SignInRequired(required) = self.current_auth_state().await {
+            return Err(required.into());
         }
         let (reply, answer) = oneshot::channel();
         // The loop closes its end when the drain starts, dropping unanswered triggers.

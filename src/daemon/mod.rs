@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AuthError, SignInWatch, TokenProvider};
 use crate::config::{Config, ConfigError, LoadOptions};
+use crate::exit::Exit;
 use crate::metrics::Metrics;
 use crate::scheduler::{Schedule, Scheduler, SchedulerError};
 use crate::store::runs::{self, Trigger};
@@ -254,7 +255,7 @@ impl Daemon {
             }
             Drain::Forced => {
                 tracing::warn!(event = "shutdown_forced", "Second signal: exiting at once.");
-                std::process::exit(1);
+                std::process::exit(i32::from(Exit::Failure.code()));
             }
         }
         stop_http.cancel();

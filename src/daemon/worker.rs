@@ -192,7 +192,7 @@ pub(super) fn skip_disabled(metrics: &Metrics) {
 }
 
 fn update_auth_metrics(metrics: &Metrics, result: &Result<RunSummary, SyncError>) {
-    let required = matches!(result, Err(SyncError::SignInRequired { .. }));
+    let required = matches!(result, Err(SyncError::SignInRequired(_)));
     metrics.sign_in_required.set(i64::from(required));
 }
 

@@ -100,13 +100,11 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             access_token_expires_at,
             message: None,
         },
-        AuthState::SignInRequired { reason } => AuthHealth {
+        AuthState::SignInRequired(required) => AuthHealth {
             state: "sign_in_required",
             account: None,
             access_token_expires_at: None,
-            message: Some(format!(
-                "Sign-in required: run `partner-center-sync login` ({reason})."
-            )),
+            message: Some(required.to_string()),
         },
     };
     Json(Health {
@@ -165,7 +163,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 state.metrics.access_token_expiry.set(at.timestamp() as f64);
             }
         }
-        AuthState::SignInRequired { .. } => {
+        AuthState::SignInRequired(_) => {
             state.metrics.sign_in_required.set(1);
         }
         AuthState::Unknown => {}
@@ -205,8 +203,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 async fn trigger(State(state): State<AppState>) -> Result<Response, ApiError> {
     let outcome = state.daemon.trigger_manual().await.map_err(|e| match e {
         TriggerError::Disabled => ApiError::FeatureDisabled,
-        TriggerError::SignInRequired(message) => ApiError::Unavailable(message),
-        TriggerError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+        TriggerError::SignInRequired(_) | TriggerError::ShuttingDown => {
+            ApiError::Unavailable(e.to_string())
+        }
         TriggerError::Store(e) => ApiError::Internal(e.into()),
     })?;
     let (id, status) = match outcome {

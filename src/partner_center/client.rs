@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::{COLLECTION, ErrorBody, PcError, RetryBudget, RetryPolicy, retry};
-use crate::auth::{AccessToken, AuthError, TokenProvider};
+use crate::auth::{AccessToken, AuthError, SignInRequired, TokenProvider};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -240,12 +240,13 @@ impl PartnerCenterClient {
                 tracing::info!(event = "token_refreshed_after_401", path, request_id = %request_id, "Partner Center rejected the access token; refreshed it and retrying once.");
                 Err(AttemptFailure::Refreshed)
             }
-            StatusCode::UNAUTHORIZED => Err(AttemptFailure::Fatal(PcError::SignInRequired {
-                reason: format!(
+            StatusCode::UNAUTHORIZED => Err(AttemptFailure::Fatal(
+                SignInRequired::new(format!(
                     "Partner Center rejected a freshly refreshed token (401{code}: {})",
                     details.message
-                ),
-            })),
+                ))
+                .into(),
+            )),
             StatusCode::FORBIDDEN => Err(AttemptFailure::Fatal(PcError::Forbidden {
                 code,
                 message: details.message,
@@ -281,9 +282,7 @@ impl PartnerCenterClient {
 
 fn auth_failure(e: AuthError) -> AttemptFailure {
     match e {
-        AuthError::SignInRequired { reason } => {
-            AttemptFailure::Fatal(PcError::SignInRequired { reason })
-        }
+        AuthError::SignInRequired(required) => AttemptFailure::Fatal(required.into()),
         AuthError::Transient { message } => AttemptFailure::Transient {
             reason: format!("identity service: {message}"),
             retry_after: None,

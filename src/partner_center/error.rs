@@ -1,12 +1,12 @@
 //! How a Partner Center request or paging pass ends when it does not succeed, each case
 //! saying what the operator can do about it.
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, SignInRequired};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcError {
-    #[error("Sign-in required: {reason}. Run `partner-center-sync login`.")]
-    SignInRequired { reason: String },
+    #[error(transparent)]
+    SignInRequired(#[from] SignInRequired),
     #[error(transparent)]
     Auth(AuthError),
     #[error(

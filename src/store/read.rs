@@ -52,7 +52,7 @@ const LIST_PAYLOAD: &str = "jsonb_strip_nulls(jsonb_build_object(\
      'details', jsonb_build_object('closingDateTime', payload#>'{details,closingDateTime}'), \
      'team', payload->'team', 'links', jsonb_build_object('self', payload#>'{links,self}'))) AS payload";
 
-/// A list row: the columns and the [`LIST_PAYLOAD`] subset of the payload.
+/// A list row: the columns and the `LIST_PAYLOAD` subset of the payload.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ListedReferral {
     #[sqlx(flatten)]

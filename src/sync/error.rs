@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, SignInRequired};
 use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::partner_center::PcError;
@@ -14,8 +14,8 @@ pub enum SyncError {
         "Another sync is running (another process holds the sync lock); this one was not started. Try again when it has finished."
     )]
     AnotherSyncRunning,
-    #[error("Sign-in required: {reason}. Run `partner-center-sync login`.")]
-    SignInRequired { reason: String },
+    #[error(transparent)]
+    SignInRequired(#[from] SignInRequired),
     #[error(transparent)]
     Api(PcError),
     #[error(transparent)]
@@ -47,7 +47,7 @@ impl SyncError {
     pub fn exit(&self) -> Exit {
         match self {
             SyncError::AnotherSyncRunning => Exit::TempFail,
-            SyncError::SignInRequired { .. } => Exit::SignInRequired,
+            SyncError::SignInRequired(e) => e.exit(),
             // A sign-in setting or token cache the operator must fix.
             SyncError::Auth(e) | SyncError::Api(PcError::Auth(e)) if e.exit() == Exit::Config => {
                 Exit::Config
@@ -61,10 +61,7 @@ impl SyncError {
 impl From<PcError> for SyncError {
     fn from(e: PcError) -> Self {
         match e {
-            PcError::SignInRequired { reason } => SyncError::SignInRequired { reason },
-            PcError::Auth(AuthError::SignInRequired { reason }) => {
-                SyncError::SignInRequired { reason }
-            }
+            PcError::SignInRequired(e) | PcError::Auth(AuthError::SignInRequired(e)) => e.into(),
             other => SyncError::Api(other),
         }
     }
@@ -73,7 +70,7 @@ impl From<PcError> for SyncError {
 impl From<AuthError> for SyncError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::SignInRequired { reason } => SyncError::SignInRequired { reason },
+            AuthError::SignInRequired(e) => e.into(),
             other => SyncError::Auth(other),
         }
     }

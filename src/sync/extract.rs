@@ -69,7 +69,14 @@ pub fn extract(payload: Box<RawValue>) -> Result<Extracted, Unusable> {
         });
     };
     let mut problems = Vec::new();
-    let payload = match replace_nul(&mut v) {
+    // JSON can only carry NUL escaped, so a payload without `\u0000` needs no walk: a
+    // profile of a 100k full sync found the walk in every referral, for nothing.
+    let nul = if payload.get().contains("\\u0000") {
+        replace_nul(&mut v)
+    } else {
+        None
+    };
+    let payload = match nul {
         Some(fields) => {
             problems.push(Problem {
                 field: fields,

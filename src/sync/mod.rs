@@ -8,8 +8,8 @@
 //! full pass and the run's final status commit in the transaction of the last page.
 //!
 //! - `plan.rs`: the pure decision (incremental or full, from when, the next cursor).
-//! - `pipeline.rs`: fetch -> write, and the [`Sink`] a real run writes with.
-//! - `dry_run.rs`: the [`Sink`] of `--dry-run`, which compares instead of writing.
+//! - `pipeline.rs`: fetch -> write, and the `Sink` a real run writes with.
+//! - `dry_run.rs`: the `Sink` of `--dry-run`, which compares instead of writing.
 //! - `summary.rs`: what a run reports: live progress and the final summary.
 //! - `error.rs`: [`SyncError`], what a run can fail with.
 //! - `extract.rs`, `domain.rs`: a raw referral's typed columns and company domain.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, SignInRequired};
 
 /// The OAuth error body Entra sends (often with HTTP 400, sometimes with 200).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -142,9 +142,10 @@ impl IdentityFailure {
     pub fn into_error(self) -> AuthError {
         let message = self.describe();
         match self.class() {
-            Class::SignIn => AuthError::SignInRequired {
-                reason: format!("the identity service refused the saved login: {message}"),
-            },
+            Class::SignIn => SignInRequired::new(format!(
+                "the identity service refused the saved login: {message}"
+            ))
+            .into(),
             Class::Misconfigured(key) => AuthError::Configuration {
                 key,
                 message: format!("the identity service says {message}"),
