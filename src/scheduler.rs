@@ -31,8 +31,18 @@ impl Schedule {
     }
 }
 
+/// "every 10m", "cron `0 0 * * * *`": how logs and errors name a schedule.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Interval(every) => write!(f, "every {}", humantime::format_duration(*every)),
+            Schedule::Cron(expr) => write!(f, "cron `{expr}`"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("Cannot start the scheduler for `{schedule:?}`: {message}")]
+#[error("Cannot start the scheduler for {schedule}: {message}")]
 pub struct SchedulerError {
     schedule: Schedule,
     message: String,

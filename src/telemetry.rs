@@ -1,7 +1,9 @@
 //! Logging: journald natively under systemd (JSON on stdout would lose its priority in
 //! the journal), pretty text on a terminal, JSON lines otherwise. Every notable event
 //! carries a stable `event` field so operators can `journalctl EVENT=sync_finished` or
-//! `jq 'select(.fields.event == "…")'`.
+//! `jq 'select(.event == "…")'`.
+
+pub mod status_line;
 
 use std::io::IsTerminal;
 
@@ -50,16 +52,17 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let output: Box<dyn Layer<Base> + Send + Sync> = match resolve(format) {
-        LogFormat::Journald => match tracing_journald::layer() {
-            Ok(layer) => Box::new(layer.with_syslog_identifier("partner-center-sync".to_owned())),
-            Err(_) => Box::new(json_layer(std::io::stderr)),
+        LogFormat::Journald => match journald_layer() {
+            Ok(layer) => Box::new(layer),
+            Err(_) => Box::new(json_layer(status_line::stderr)),
         },
         LogFormat::Pretty => Box::new(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(status_line::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         ),
-        LogFormat::Json | LogFormat::Auto => Box::new(json_layer(std::io::stderr)),
+        LogFormat::Json | LogFormat::Auto => Box::new(json_layer(status_line::stderr)),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
@@ -67,6 +70,24 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
         .with(output)
         .try_init();
     LogHandle { filter: handle }
+}
+
+/// Journal fields as the README documents them: `EVENT=`, `RUN_ID=`, … (the crate's
+/// default `F_` prefix would make `journalctl EVENT=sync_finished` match nothing), and
+/// syslog's meaning of the levels: INFO is 6 (informational), not the crate's default 5
+/// (notice), which `journalctl -p notice` would show as if it asked for attention.
+fn journald_layer() -> std::io::Result<tracing_journald::Layer> {
+    use tracing_journald::{Priority, PriorityMappings};
+    Ok(tracing_journald::layer()?
+        .with_field_prefix(None)
+        .with_priority_mappings(PriorityMappings {
+            error: Priority::Error,
+            warn: Priority::Warning,
+            info: Priority::Informational,
+            debug: Priority::Debug,
+            trace: Priority::Debug,
+        })
+        .with_syslog_identifier("partner-center-sync".to_owned()))
 }
 
 fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync

@@ -237,8 +237,9 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
     }
     if outcome.removed_entries > 0 {
         settings.file.write(&cache)?;
-        tracing::info!(event = "logout", accounts = ?outcome.accounts, removed_entries = outcome.removed_entries,
-            "Removed this client's login from the token cache.");
+        let accounts = outcome.accounts.join(", ");
+        tracing::info!(event = "logout", accounts = %accounts, removed_entries = outcome.removed_entries,
+            "Signed out {accounts}: removed this client's login from the token cache.");
     }
     Ok(outcome)
 }

@@ -44,6 +44,10 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connects lazily-checked: the first connection is made now so a bad URL fails at start-up.
 pub async fn connect(url: &SecretString) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.expose_secret().parse().map_err(StoreError::BadUrl)?;
+    // PostgreSQL's NOTICEs (`relation "_sqlx_migrations" already exists, skipping` at
+    // every start) reach the log through sqlx at INFO; they never ask anything of an
+    // operator, so the server is asked not to send them. Warnings and errors still come.
+    let options = options.options([("client_min_messages", "warning")]);
     let target = format!(
         "{}:{}/{}",
         options.get_host(),
