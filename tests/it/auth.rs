@@ -1127,11 +1127,25 @@ fn spawn_cli(s: &Setup, args: &[&str], log_level: &str) -> std::process::Child {
             s.config.authority_url.as_str(),
         )
         .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &s.cache)
+        // `status` asks a daemon at `listen` first: none may answer for these tests, even
+        // when something runs on the default port on this machine.
+        .env(
+            "HUNTER_PARTNER_CENTER_LISTEN",
+            format!("127.0.0.1:{}", unused_port()),
+        )
         .env("RUST_LOG", log_level)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     c.spawn().expect("binary starts")
+}
+
+/// A loopback port nothing listens on: bound, read, released.
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 async fn finish(child: std::process::Child) -> std::process::Output {
