@@ -60,7 +60,7 @@ impl std::fmt::Display for LoginOutcome {
 
 /// Signs in with the device code flow, printing Microsoft's instructions on stderr.
 ///
-/// Without `force`, an existing login that still yields a token is kept. Decline, expiry
+/// Without `force`, an existing login whose refresh token still works is kept. Decline, expiry
 /// and Ctrl-C end the flow without touching the cache.
 pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthError> {
     let settings = Settings::from_config(config)?;
@@ -137,7 +137,7 @@ enum Step {
     SignedIn(TokenResponse),
 }
 
-/// A login that works now (a token comes out of it), or `None` when one is needed.
+/// A login that works now (its refresh token is redeemed), or `None` when one is needed.
 async fn existing_login(
     config: &Config,
     settings: &Settings,
@@ -151,7 +151,7 @@ async fn existing_login(
         return Ok(None);
     }
     let provider = TokenProvider::new(config, http)?.quiet();
-    match provider.access_token().await {
+    match provider.refresh_now().await {
         Ok(token) => {
             let file = settings.file.clone();
             let cache = blocking(move || file.load()).await?.unwrap_or_default();

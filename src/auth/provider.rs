@@ -107,10 +107,24 @@ impl TokenProvider {
         }
         tracing::info!(event = "access_token_rejected", expires_on = %rejected.expires_on,
             "The API rejected the access token; refreshing it.");
+        self.refresh_replacing(rejected).await
+    }
+
+    /// For `login`: proves the saved login by redeeming its refresh token, whatever the
+    /// cached access token says. An access token outlives the revocation of its refresh
+    /// token, so only a refresh shows that a new sign-in is needed.
+    pub(crate) async fn refresh_now(&self) -> Result<AccessToken, AuthError> {
+        let current = self.access_token().await?;
+        let _flight = self.inner.refresh.lock().await;
+        self.refresh_replacing(&current).await
+    }
+
+    /// A refresh that will not hand out `old` again, from memory or from the file.
+    async fn refresh_replacing(&self, old: &AccessToken) -> Result<AccessToken, AuthError> {
         {
             let mut memory = self.memory();
             memory.token = None;
-            memory.rejected = Some(SecretString::from(rejected.secret()));
+            memory.rejected = Some(SecretString::from(old.secret()));
         }
         self.acquire().await
     }

@@ -1210,6 +1210,56 @@ async fn cli_login_shows_the_code_saves_the_login_and_logs_no_token_at_trace() {
     assert!(auth::status(&s.config).expect("status").sign_in_required);
 }
 
+/// The daemon says "run `login`" once the refresh token is revoked, while the cached
+/// access token is still valid for an hour: `login` must not answer "Already signed in".
+#[tokio::test]
+async fn cli_login_after_revocation_signs_in_again_without_force() {
+    let s = setup(EmulatorConfig::default()).await;
+    login_approved(&s, false).await;
+    let out = finish(spawn_cli(&s, &["login"], "info")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!("Already signed in as {USERNAME}")),
+        "a working login is kept: {}",
+        text(&out.stdout)
+    );
+
+    s.emulator.revoke_refresh_tokens();
+    let codes_before = s.emulator.stats().device_codes_issued;
+    let tokens_before = requests_to_token(&s.emulator);
+    let child = spawn_cli(&s, &["login"], "info");
+    // The refused refresh, then at least one poll answered `authorization_pending`.
+    for _ in 0..200 {
+        if requests_to_token(&s.emulator) >= tokens_before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(requests_to_token(&s.emulator) >= tokens_before + 2);
+    decide(&s.emulator, true).await;
+    let out = finish(child).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("authorization_pending")
+            && !stderr.contains("\"level\":\"WARN\"")
+            && !stderr.contains("\"level\":\"ERROR\""),
+        "waiting for the operator is not a failure: {stderr}"
+    );
+    assert!(
+        stdout.starts_with(&format!("Signed in as {USERNAME}")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("saved_login_unusable"), "{stderr}");
+    assert_eq!(s.emulator.stats().device_codes_issued, codes_before + 1);
+    let p = provider(&s);
+    let token = p.access_token().await.expect("a token");
+    assert!(
+        p.refresh_after_rejection(&token).await.is_ok(),
+        "the new login's refresh token works"
+    );
+}
+
 #[tokio::test]
 async fn cli_login_exits_nonzero_on_decline_130_on_ctrl_c_and_78_on_a_bad_client_id() {
     let s = setup(EmulatorConfig::default()).await;
