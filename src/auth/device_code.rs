@@ -72,10 +72,8 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
     // Ctrl-C ends everything up to the save; the save itself is not interrupted, so
     // "nothing was saved" stays true.
     let flow = async {
-        if !force {
-            if let Some(outcome) = existing_login(config, &settings, http).await? {
-                return Ok(Step::AlreadySignedIn(outcome));
-            }
+        if !force && let Some(outcome) = existing_login(config, &settings, http).await? {
+            return Ok(Step::AlreadySignedIn(outcome));
         }
         // A lock nobody releases is found now, before the operator signs in, not after.
         let file = settings.file.clone();
@@ -235,17 +233,17 @@ async fn save_sign_in(
     response: TokenResponse,
 ) -> Result<LoginOutcome, AuthError> {
     let identity = response.identity()?;
-    if let Some(want) = &settings.account {
-        if !identity.username.eq_ignore_ascii_case(want) {
-            return Err(AuthError::Configuration {
-                key: "account",
-                message: format!(
-                    "the sign-in was completed as {} but `account` is {want}; nothing was saved. \
+    if let Some(want) = &settings.account
+        && !identity.username.eq_ignore_ascii_case(want)
+    {
+        return Err(AuthError::Configuration {
+            key: "account",
+            message: format!(
+                "the sign-in was completed as {} but `account` is {want}; nothing was saved. \
                      Sign in as {want}, or change `account`",
-                    identity.username
-                ),
-            });
-        }
+                identity.username
+            ),
+        });
     }
     let granted_scope = response
         .scope

@@ -100,10 +100,10 @@ impl TokenProvider {
         rejected: &AccessToken,
     ) -> Result<AccessToken, AuthError> {
         let _flight = self.inner.refresh.lock().await;
-        if let Some(token) = self.fresh_in_memory() {
-            if token.secret() != rejected.secret() {
-                return Ok(token);
-            }
+        if let Some(token) = self.fresh_in_memory()
+            && token.secret() != rejected.secret()
+        {
+            return Ok(token);
         }
         tracing::info!(event = "access_token_rejected", expires_on = %rejected.expires_on,
             "The API rejected the access token; refreshing it.");
@@ -188,28 +188,24 @@ impl TokenProvider {
         let cached = cache
             .access_token(&settings.scope, &account.home_account_id)
             .filter(|at| rejected.is_none_or(|r| at.secret.expose_secret() != r));
-        if let Some(at) = &cached {
-            if at.expires_on - now > EXPIRY_MARGIN_SECS && at.refresh_on.is_none_or(|r| now < r) {
-                tracing::debug!(event = "access_token_from_cache", account = %account.username,
+        if let Some(at) = &cached
+            && at.expires_on - now > EXPIRY_MARGIN_SECS
+            && at.refresh_on.is_none_or(|r| now < r)
+        {
+            tracing::debug!(event = "access_token_from_cache", account = %account.username,
                     expires_on = at.expires_on, "Using the access token from the token cache.");
-                return Ok(self.remember(
-                    &account,
-                    at.secret.clone(),
-                    at.expires_on,
-                    at.refresh_on,
-                ));
-            }
+            return Ok(self.remember(&account, at.secret.clone(), at.expires_on, at.refresh_on));
         }
         let fallback = cached.filter(|at| at.expires_on - now > FALLBACK_MIN_LIFETIME_SECS);
         let rt = cache
             .refresh_token(&settings.scope, &account.home_account_id)
             .ok_or_else(|| settings.no_login())?;
-        if let Some((refused, reason)) = &self.memory().refused {
-            if refused.expose_secret() == rt.secret.expose_secret() {
-                return Err(AuthError::SignInRequired {
-                    reason: reason.clone(),
-                });
-            }
+        if let Some((refused, reason)) = &self.memory().refused
+            && refused.expose_secret() == rt.secret.expose_secret()
+        {
+            return Err(AuthError::SignInRequired {
+                reason: reason.clone(),
+            });
         }
 
         match self.redeem(&rt.secret).await {

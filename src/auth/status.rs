@@ -222,13 +222,12 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
     };
     for home in cache.client_home_accounts(&settings.scope) {
         let username = cache.username_of(&settings.scope, &home);
-        if let Some(want) = &settings.account {
-            if !username
+        if let Some(want) = &settings.account
+            && !username
                 .as_deref()
                 .is_some_and(|u| u.eq_ignore_ascii_case(want))
-            {
-                continue;
-            }
+        {
+            continue;
         }
         outcome.removed_entries += cache.remove_account(&settings.scope, &home);
         outcome

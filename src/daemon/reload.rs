@@ -129,10 +129,10 @@ async fn apply(
             "{keys} change only after a restart; keeping the running values.");
         new.keep_restart_values(&old);
     }
-    if let Some(log) = log {
-        if let Err(e) = log.set_level(&new.log_level) {
-            tracing::warn!(event = "log_level_unchanged", error = %e, "Could not apply the new log level.");
-        }
+    if let Some(log) = log
+        && let Err(e) = log.set_level(&new.log_level)
+    {
+        tracing::warn!(event = "log_level_unchanged", error = %e, "Could not apply the new log level.");
     }
     if changes.rebuild_sign_in {
         match build_tokens(&new) {

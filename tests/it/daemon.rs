@@ -197,10 +197,10 @@ impl Setup {
                     d.log_tail()
                 );
             }
-            if let Ok(r) = d.http.get(format!("{}/healthz", d.base)).send().await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = d.http.get(format!("{}/healthz", d.base)).send().await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(
                 started.elapsed() < START_TIMEOUT,
