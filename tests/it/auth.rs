@@ -1710,3 +1710,73 @@ async fn login_stops_before_the_device_flow_when_the_cache_lock_stays_taken() {
     );
     drop(lock);
 }
+
+/// What `as-service COMMAND` (README, Install) hands the binary, without systemd as PID 1:
+/// the transient unit's `STATE_DIRECTORY` and `CREDENTIALS_DIRECTORY`, the config file, no
+/// token cache or database URL of its own. `config check` finds the database URL among the
+/// credentials, `login` saves the cache in the state directory, and `status` then reads
+/// both (no daemon answers at `listen`).
+#[tokio::test]
+async fn commands_as_the_service_runs_them_use_its_state_directory_and_credentials() {
+    let s = setup(EmulatorConfig::default()).await;
+    let db = support::TestDb::new().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    let credentials = root.path().join("credentials");
+    for dir in [&state, &credentials] {
+        std::fs::create_dir(dir).expect("dir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    std::fs::write(credentials.join("database_url"), format!("{}\n", db.url)).expect("credential");
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "enabled = true\nclient_id = \"{}\"\ntenant_id = \"{}\"\nauthority_url = \"{}\"\n\
+             api_url = \"{}\"\nlisten = \"127.0.0.1:{}\"\n",
+            s.emulator.client_id(),
+            s.emulator.tenant_id(),
+            s.emulator.authority_url(),
+            s.emulator.api_url(),
+            unused_port()
+        ),
+    )
+    .expect("config");
+    let as_service = |args: &[&str]| {
+        let mut c = support::command();
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("STATE_DIRECTORY", &state)
+            .env("CREDENTIALS_DIRECTORY", &credentials)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+
+    let out = finish(as_service(&["config", "check"]).spawn().expect("runs")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let child = as_service(&["login"]).spawn().expect("runs");
+    decide(&s.emulator, true).await;
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let cache = state.join("msal_token_cache.json");
+    assert!(
+        text(&out.stdout).contains(&cache.display().to_string()),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(mode(&cache), 0o600);
+
+    let out = finish(as_service(&["status"]).spawn().expect("runs")).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("Account:              {USERNAME}"))
+            && stdout.contains("Runs: none yet")
+            && stdout.contains("Daemon: not answering"),
+        "{stdout}"
+    );
+}

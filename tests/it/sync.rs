@@ -1413,3 +1413,40 @@ mod properties {
         }
     }
 }
+
+/// `--full` reads everything, so a `--since` with it would be silently ignored: it is a
+/// usage error instead (exit 2), and nothing runs.
+#[tokio::test]
+async fn full_with_since_is_a_usage_error_and_pretty_logs_have_no_colour_off_a_terminal() {
+    let env = env(5, |_, _| {}).await;
+    let out = cli(&env)
+        .args(["--full", "--since", "2026-01-31"])
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the argument '--full' cannot be used with '--since <TIMESTAMP>'"),
+        "{stderr}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, 0);
+
+    let out = cli(&env)
+        .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "pretty")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Sync finished: 5 fetched, 5 new, 0 updated, 0 errors in "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escapes when stderr is not a terminal: {stderr:?}"
+    );
+    env.finish().await;
+}
