@@ -31,9 +31,25 @@ pub struct LogHandle {
 
 impl LogHandle {
     pub fn set_level(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-        self.filter.reload(filter).map_err(|e| e.to_string())
+        self.filter
+            .reload(filter(level)?)
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Libraries whose INFO is their own bookkeeping, not news for an operator:
+/// tokio-cron-scheduler says "Job creator created" for every job added, and each interval
+/// tick adds the next one. A `log_level` that names the target itself wins.
+const QUIETER: &[(&str, &str)] = &[("tokio_cron_scheduler", "tokio_cron_scheduler=warn")];
+
+fn filter(level: &str) -> Result<EnvFilter, String> {
+    let mut filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+    for (target, directive) in QUIETER {
+        if !level.contains(target) {
+            filter = filter.add_directive(directive.parse().map_err(|e| format!("{e}"))?);
+        }
+    }
+    Ok(filter)
 }
 
 /// The format `auto` resolves to in this process.
@@ -49,7 +65,7 @@ pub fn resolve(format: LogFormat) -> LogFormat {
 /// Installs the global subscriber once. Logs go to stderr so stdout stays clean for
 /// command output (`config show`, `sync --json`).
 pub fn init(format: LogFormat, level: &str) -> LogHandle {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let output: Box<dyn Layer<Base> + Send + Sync> = match resolve(format) {
         LogFormat::Journald => match journald_layer() {

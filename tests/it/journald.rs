@@ -252,6 +252,12 @@ async fn the_daemon_sends_plain_fields_and_syslog_priorities_to_journald() {
             }
         }
         assert!(
+            !field(e, "TARGET")
+                .unwrap_or("")
+                .starts_with("tokio_cron_scheduler"),
+            "the scheduler's bookkeeping stays out of the log: {e:?}"
+        );
+        assert!(
             !field(e, "MESSAGE")
                 .unwrap_or("")
                 .contains("already exists, skipping"),
