@@ -92,10 +92,10 @@ async fn start_daemon(url: &str) -> Result<Daemon> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(Daemon { child, base });
-            }
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(Daemon { child, base });
         }
         if Instant::now() > deadline {
             return Err("the daemon did not become ready within 30 s".into());

@@ -1,7 +1,9 @@
 //! Logging: journald natively under systemd (JSON on stdout would lose its priority in
 //! the journal), pretty text on a terminal, JSON lines otherwise. Every notable event
 //! carries a stable `event` field so operators can `journalctl EVENT=sync_finished` or
-//! `jq 'select(.fields.event == "…")'`.
+//! `jq 'select(.event == "…")'`.
+
+pub mod status_line;
 
 use std::io::IsTerminal;
 
@@ -29,9 +31,25 @@ pub struct LogHandle {
 
 impl LogHandle {
     pub fn set_level(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-        self.filter.reload(filter).map_err(|e| e.to_string())
+        self.filter
+            .reload(filter(level)?)
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Libraries whose INFO is their own bookkeeping, not news for an operator:
+/// tokio-cron-scheduler says "Job creator created" for every job added, and each interval
+/// tick adds the next one. A `log_level` that names the target itself wins.
+const QUIETER: &[(&str, &str)] = &[("tokio_cron_scheduler", "tokio_cron_scheduler=warn")];
+
+fn filter(level: &str) -> Result<EnvFilter, String> {
+    let mut filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+    for (target, directive) in QUIETER {
+        if !level.contains(target) {
+            filter = filter.add_directive(directive.parse().map_err(|e| format!("{e}"))?);
+        }
+    }
+    Ok(filter)
 }
 
 /// The format `auto` resolves to in this process.
@@ -47,19 +65,20 @@ pub fn resolve(format: LogFormat) -> LogFormat {
 /// Installs the global subscriber once. Logs go to stderr so stdout stays clean for
 /// command output (`config show`, `sync --json`).
 pub fn init(format: LogFormat, level: &str) -> LogHandle {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let output: Box<dyn Layer<Base> + Send + Sync> = match resolve(format) {
-        LogFormat::Journald => match tracing_journald::layer() {
-            Ok(layer) => Box::new(layer.with_syslog_identifier("partner-center-sync".to_owned())),
-            Err(_) => Box::new(json_layer(std::io::stderr)),
+        LogFormat::Journald => match journald_layer() {
+            Ok(layer) => Box::new(layer),
+            Err(_) => Box::new(json_layer(status_line::stderr)),
         },
         LogFormat::Pretty => Box::new(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(status_line::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         ),
-        LogFormat::Json | LogFormat::Auto => Box::new(json_layer(std::io::stderr)),
+        LogFormat::Json | LogFormat::Auto => Box::new(json_layer(status_line::stderr)),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
@@ -67,6 +86,24 @@ pub fn init(format: LogFormat, level: &str) -> LogHandle {
         .with(output)
         .try_init();
     LogHandle { filter: handle }
+}
+
+/// Journal fields as the README documents them: `EVENT=`, `RUN_ID=`, … (the crate's
+/// default `F_` prefix would make `journalctl EVENT=sync_finished` match nothing), and
+/// syslog's meaning of the levels: INFO is 6 (informational), not the crate's default 5
+/// (notice), which `journalctl -p notice` would show as if it asked for attention.
+fn journald_layer() -> std::io::Result<tracing_journald::Layer> {
+    use tracing_journald::{Priority, PriorityMappings};
+    Ok(tracing_journald::layer()?
+        .with_field_prefix(None)
+        .with_priority_mappings(PriorityMappings {
+            error: Priority::Error,
+            warn: Priority::Warning,
+            info: Priority::Informational,
+            debug: Priority::Debug,
+            trace: Priority::Debug,
+        })
+        .with_syslog_identifier("partner-center-sync".to_owned()))
 }
 
 fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync

@@ -1,7 +1,7 @@
 //! The cross-process lock on the token cache, compatible with msal-extensions.
 //!
 //! Every MSAL persistence layer serialises writers with `<cache path>.lockfile`: created
-//! exclusively, then (msal-extensions with portalocker) locked with an exclusive `flock`,
+//! exclusively, then (msal-extensions with portalocker) locked with an exclusive `flock` (std's `File::lock` on Linux),
 //! holding `"<pid> <argv0>"`, deleted on release. The `flock` is the real lock: the kernel
 //! drops it when its holder dies, so a lock file whose `flock` we can take is a leftover
 //! of a crashed process and is taken over instead of waited on (identity reference, 4.5).
@@ -11,8 +11,6 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-
-use fs2::FileExt;
 
 /// How long to wait for another holder. Holders keep the lock only to re-read, merge and
 /// write (never across a network call), so a long wait means a stuck process.
@@ -74,7 +72,7 @@ impl CacheLock {
             .open(path)
         {
             Ok(file) => {
-                if file.try_lock_exclusive().is_err() {
+                if file.try_lock().is_err() {
                     // Someone judged our fresh file stale and took it; let them have it.
                     return Ok(None);
                 }
@@ -98,7 +96,7 @@ impl CacheLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if file.try_lock_exclusive().is_err() {
+        if file.try_lock().is_err() {
             return Ok(None);
         }
         let ours = file.metadata()?;
@@ -152,7 +150,7 @@ impl Drop for CacheLock {
             tracing::warn!(event = "token_cache_unlock_failed", lock_file = %self.path.display(), error = %e,
                 "Could not delete the token cache lock file; the next writer will take it over as stale.");
         }
-        let _ = FileExt::unlock(&self.file);
+        let _ = self.file.unlock();
     }
 }
 
@@ -220,7 +218,7 @@ mod tests {
             .write(true)
             .open(&path)
             .expect("open");
-        holder.lock_exclusive().expect("flock");
+        holder.lock().expect("flock");
         holder
             .set_modified(SystemTime::now() - Duration::from_secs(3600))
             .expect("age it");

@@ -60,7 +60,7 @@ impl std::fmt::Display for LoginOutcome {
 
 /// Signs in with the device code flow, printing Microsoft's instructions on stderr.
 ///
-/// Without `force`, an existing login that still yields a token is kept. Decline, expiry
+/// Without `force`, an existing login whose refresh token still works is kept. Decline, expiry
 /// and Ctrl-C end the flow without touching the cache.
 pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthError> {
     let settings = Settings::from_config(config)?;
@@ -72,10 +72,8 @@ pub async fn login(config: &Config, force: bool) -> Result<LoginOutcome, AuthErr
     // Ctrl-C ends everything up to the save; the save itself is not interrupted, so
     // "nothing was saved" stays true.
     let flow = async {
-        if !force {
-            if let Some(outcome) = existing_login(config, &settings, http).await? {
-                return Ok(Step::AlreadySignedIn(outcome));
-            }
+        if !force && let Some(outcome) = existing_login(config, &settings, http).await? {
+            return Ok(Step::AlreadySignedIn(outcome));
         }
         // A lock nobody releases is found now, before the operator signs in, not after.
         let file = settings.file.clone();
@@ -137,7 +135,7 @@ enum Step {
     SignedIn(TokenResponse),
 }
 
-/// A login that works now (a token comes out of it), or `None` when one is needed.
+/// A login that works now (its refresh token is redeemed), or `None` when one is needed.
 async fn existing_login(
     config: &Config,
     settings: &Settings,
@@ -151,7 +149,7 @@ async fn existing_login(
         return Ok(None);
     }
     let provider = TokenProvider::new(config, http)?.quiet();
-    match provider.access_token().await {
+    match provider.refresh_now().await {
         Ok(token) => {
             let file = settings.file.clone();
             let cache = blocking(move || file.load()).await?.unwrap_or_default();
@@ -235,17 +233,17 @@ async fn save_sign_in(
     response: TokenResponse,
 ) -> Result<LoginOutcome, AuthError> {
     let identity = response.identity()?;
-    if let Some(want) = &settings.account {
-        if !identity.username.eq_ignore_ascii_case(want) {
-            return Err(AuthError::Configuration {
-                key: "account",
-                message: format!(
-                    "the sign-in was completed as {} but `account` is {want}; nothing was saved. \
+    if let Some(want) = &settings.account
+        && !identity.username.eq_ignore_ascii_case(want)
+    {
+        return Err(AuthError::Configuration {
+            key: "account",
+            message: format!(
+                "the sign-in was completed as {} but `account` is {want}; nothing was saved. \
                      Sign in as {want}, or change `account`",
-                    identity.username
-                ),
-            });
-        }
+                identity.username
+            ),
+        });
     }
     let granted_scope = response
         .scope

@@ -100,17 +100,31 @@ impl TokenProvider {
         rejected: &AccessToken,
     ) -> Result<AccessToken, AuthError> {
         let _flight = self.inner.refresh.lock().await;
-        if let Some(token) = self.fresh_in_memory() {
-            if token.secret() != rejected.secret() {
-                return Ok(token);
-            }
+        if let Some(token) = self.fresh_in_memory()
+            && token.secret() != rejected.secret()
+        {
+            return Ok(token);
         }
         tracing::info!(event = "access_token_rejected", expires_on = %rejected.expires_on,
             "The API rejected the access token; refreshing it.");
+        self.refresh_replacing(rejected).await
+    }
+
+    /// For `login`: proves the saved login by redeeming its refresh token, whatever the
+    /// cached access token says. An access token outlives the revocation of its refresh
+    /// token, so only a refresh shows that a new sign-in is needed.
+    pub(crate) async fn refresh_now(&self) -> Result<AccessToken, AuthError> {
+        let current = self.access_token().await?;
+        let _flight = self.inner.refresh.lock().await;
+        self.refresh_replacing(&current).await
+    }
+
+    /// A refresh that will not hand out `old` again, from memory or from the file.
+    async fn refresh_replacing(&self, old: &AccessToken) -> Result<AccessToken, AuthError> {
         {
             let mut memory = self.memory();
             memory.token = None;
-            memory.rejected = Some(SecretString::from(rejected.secret()));
+            memory.rejected = Some(SecretString::from(old.secret()));
         }
         self.acquire().await
     }
@@ -180,26 +194,22 @@ impl TokenProvider {
         let cached = cache
             .access_token(&settings.scope, &account.home_account_id)
             .filter(|at| rejected.is_none_or(|r| at.secret.expose_secret() != r));
-        if let Some(at) = &cached {
-            if at.expires_on - now > EXPIRY_MARGIN_SECS && at.refresh_on.is_none_or(|r| now < r) {
-                tracing::debug!(event = "access_token_from_cache", account = %account.username,
+        if let Some(at) = &cached
+            && at.expires_on - now > EXPIRY_MARGIN_SECS
+            && at.refresh_on.is_none_or(|r| now < r)
+        {
+            tracing::debug!(event = "access_token_from_cache", account = %account.username,
                     expires_on = at.expires_on, "Using the access token from the token cache.");
-                return Ok(self.remember(
-                    &account,
-                    at.secret.clone(),
-                    at.expires_on,
-                    at.refresh_on,
-                ));
-            }
+            return Ok(self.remember(&account, at.secret.clone(), at.expires_on, at.refresh_on));
         }
         let fallback = cached.filter(|at| at.expires_on - now > FALLBACK_MIN_LIFETIME_SECS);
         let rt = cache
             .refresh_token(&settings.scope, &account.home_account_id)
             .ok_or_else(|| settings.no_login())?;
-        if let Some((refused, required)) = &self.memory().refused {
-            if refused.expose_secret() == rt.secret.expose_secret() {
-                return Err(required.clone().into());
-            }
+        if let Some((refused, required)) = &self.memory().refused
+            && refused.expose_secret() == rt.secret.expose_secret()
+        {
+            return Err(required.clone().into());
         }
 
         match self.redeem(&rt.secret).await {

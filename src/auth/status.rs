@@ -230,13 +230,12 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
     };
     for home in cache.client_home_accounts(&settings.scope) {
         let username = cache.username_of(&settings.scope, &home);
-        if let Some(want) = &settings.account {
-            if !username
+        if let Some(want) = &settings.account
+            && !username
                 .as_deref()
                 .is_some_and(|u| u.eq_ignore_ascii_case(want))
-            {
-                continue;
-            }
+        {
+            continue;
         }
         outcome.removed_entries += cache.remove_account(&settings.scope, &home);
         outcome
@@ -245,8 +244,9 @@ pub fn logout(config: &Config) -> Result<LogoutOutcome, AuthError> {
     }
     if outcome.removed_entries > 0 {
         settings.file.write(&cache)?;
-        tracing::info!(event = "logout", accounts = ?outcome.accounts, removed_entries = outcome.removed_entries,
-            "Removed this client's login from the token cache.");
+        let accounts = outcome.accounts.join(", ");
+        tracing::info!(event = "logout", accounts = %accounts, removed_entries = outcome.removed_entries,
+            "Signed out {accounts}: removed this client's login from the token cache.");
     }
     Ok(outcome)
 }

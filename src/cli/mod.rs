@@ -80,8 +80,9 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
     /// Read every referral (and mark those Partner Center no longer returns) instead of
-    /// only those updated since the last run.
-    #[arg(long)]
+    /// only those updated since the last run. A full pass reads everything, so it takes
+    /// no `--since`.
+    #[arg(long, conflicts_with = "since")]
     pub full: bool,
     /// Fetch and report what would change, writing nothing.
     #[arg(long)]
@@ -307,6 +308,20 @@ mod tests {
         assert_eq!(
             args.since.map(|t| t.to_rfc3339()).as_deref(),
             Some("2026-01-31T00:00:00+00:00")
+        );
+        let err = Cli::try_parse_from([
+            "partner-center-sync",
+            "sync",
+            "--full",
+            "--since",
+            "2026-01-31",
+        ])
+        .expect_err("a full pass takes no --since");
+        assert_eq!(err.exit_code(), i32::from(Exit::Usage.code()));
+        assert!(
+            err.to_string()
+                .contains("'--full' cannot be used with '--since <TIMESTAMP>'"),
+            "{err}"
         );
     }
 }

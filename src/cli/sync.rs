@@ -1,6 +1,6 @@
 //! `sync`: one run from the command line.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -14,6 +14,7 @@ use crate::store;
 use crate::sync::{
     Progress, RequestedMode, RunRequest, RunSummary, SyncEngine, SyncError, Trigger,
 };
+use crate::telemetry::status_line;
 
 /// `sync`: one run with trigger `cli`, then its summary as text or `--json`.
 pub(super) async fn run(config: Arc<Config>, args: SyncArgs) -> Result<(), CommandError> {
@@ -73,13 +74,14 @@ async fn run_once(config: Arc<Config>, args: &SyncArgs) -> Result<RunSummary, Sy
     ctrl_c.abort();
     if let Some(p) = printer {
         let _ = p.await;
-        eprintln!();
+        status_line::clear();
     }
     pool.close().await;
     result
 }
 
-/// Rewrites one stderr line as batches commit; ends when the run drops its sender.
+/// Redraws the status line as batches commit; ends when the run drops its sender. Log
+/// records clear it before they are written and it is drawn again below them.
 async fn print_progress(mut rx: watch::Receiver<Progress>) {
     while rx.changed().await.is_ok() {
         let p = rx.borrow_and_update().clone();
@@ -88,12 +90,9 @@ async fn print_progress(mut rx: watch::Receiver<Progress>) {
         } else {
             0.0
         };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} pages, {} referrals, {rate:.0}/s    ",
+        status_line::show(&format!(
+            "{} pages, {} referrals, {rate:.0}/s",
             p.pages, p.fetched
-        );
-        let _ = err.flush();
+        ));
     }
 }

@@ -26,14 +26,15 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             );
         }
     }
-    if let Some(t) = &c.tenant_id {
-        if !t.is_empty() && !valid_tenant(t) {
-            conv.problem(
-                "tenant_id",
-                format!("`{t}` is not a tenant GUID, a domain or `organizations`"),
-                "use the partner tenant's GUID (best), its domain, or `organizations`",
-            );
-        }
+    if let Some(t) = &c.tenant_id
+        && !t.is_empty()
+        && !valid_tenant(t)
+    {
+        conv.problem(
+            "tenant_id",
+            format!("`{t}` is not a tenant GUID, a domain or `organizations`"),
+            "use the partner tenant's GUID (best), its domain, or `organizations`",
+        );
     }
     for (key, url) in [("api_url", &c.api_url), ("authority_url", &c.authority_url)] {
         if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(url)) {
@@ -97,14 +98,14 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             "set `api_token` (HUNTER_PARTNER_CENTER_API_TOKEN) to a long random value, listen on 127.0.0.1, or, if a firewall or an authenticating proxy already guards the port, set `allow_unauthenticated_network = true` (HUNTER_PARTNER_CENTER_ALLOW_UNAUTHENTICATED_NETWORK)",
         );
     }
-    if let Some(t) = &c.api_token {
-        if t.expose_secret().len() < 16 {
-            conv.problem(
-                "api_token",
-                "is shorter than 16 characters".into(),
-                "use a long random value, e.g. `openssl rand -hex 32`",
-            );
-        }
+    if let Some(t) = &c.api_token
+        && t.expose_secret().len() < 16
+    {
+        conv.problem(
+            "api_token",
+            "is shorter than 16 characters".into(),
+            "use a long random value, e.g. `openssl rand -hex 32`",
+        );
     }
     if tracing_subscriber::EnvFilter::try_new(&c.log_level).is_err() {
         conv.problem(

@@ -196,7 +196,9 @@ impl Daemon {
         let mut watchdog_ticks =
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
         systemd::started(addr);
-        tracing::info!(event = "daemon_started", %addr, version = env!("CARGO_PKG_VERSION"), enabled = startup.enabled, "Daemon started.");
+        tracing::info!(event = "daemon_started", %addr, version = env!("CARGO_PKG_VERSION"), enabled = startup.enabled,
+            "Daemon {} started, listening on http://{addr}; the Partner Center integration is {}.",
+            env!("CARGO_PKG_VERSION"), if startup.enabled { "enabled" } else { "disabled" });
 
         tokio::pin!(shutdown);
         let mut fatal = None;
@@ -332,7 +334,7 @@ async fn start_scheduler(shared: &Arc<Shared>) -> Result<Scheduler, SchedulerErr
         let _ = tick_shared.trigger_tx.try_send(Trigger::Schedule);
     })
     .await?;
-    tracing::info!(event = "schedule_set", schedule = ?schedule, "Sync schedule set.");
+    tracing::info!(event = "schedule_set", schedule = %schedule, "Sync schedule set: {schedule}.");
     Ok(scheduler)
 }
 

@@ -33,10 +33,21 @@ impl ReloadOutcome {
             ),
             ReloadOutcome::Rejected(e) => {
                 let problems: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
-                tracing::error!(event = "config_reload_failed", problems = ?problems, "Configuration reload rejected; the running configuration stays in effect.");
+                let problems = problems.join("; ");
+                tracing::error!(event = "config_reload_failed", problems = %problems,
+                    "Configuration reload rejected, the running configuration stays in effect: {problems}");
             }
             ReloadOutcome::Applied(changed) => {
-                tracing::info!(event = "config_reloaded", changed = ?changed, "Configuration reloaded.");
+                let changed = changed.join(", ");
+                if changed.is_empty() {
+                    tracing::info!(
+                        event = "config_reloaded",
+                        changed = "",
+                        "Configuration reloaded: nothing changed."
+                    );
+                } else {
+                    tracing::info!(event = "config_reloaded", changed = %changed, "Configuration reloaded: {changed} changed.");
+                }
             }
             ReloadOutcome::RolledBack(e) => {
                 tracing::error!(event = "config_reload_failed", error = %e, "The new schedule could not start; going back to the previous configuration.");
@@ -113,13 +124,15 @@ async fn apply(
     let old = shared.config.borrow().clone();
     let changes = Changes::between(&old, &new, shared.tokens.borrow().is_some());
     if !changes.restart_required.is_empty() {
-        tracing::warn!(event = "config_restart_required", keys = ?changes.restart_required, "These settings change only after a restart; keeping the running values.");
+        let keys = changes.restart_required.join(", ");
+        tracing::warn!(event = "config_restart_required", keys = %keys,
+            "{keys} change only after a restart; keeping the running values.");
         new.keep_restart_values(&old);
     }
-    if let Some(log) = log {
-        if let Err(e) = log.set_level(&new.log_level) {
-            tracing::warn!(event = "log_level_unchanged", error = %e, "Could not apply the new log level.");
-        }
+    if let Some(log) = log
+        && let Err(e) = log.set_level(&new.log_level)
+    {
+        tracing::warn!(event = "log_level_unchanged", error = %e, "Could not apply the new log level.");
     }
     if changes.rebuild_sign_in {
         match build_tokens(&new) {

@@ -129,10 +129,10 @@ pub(super) async fn accept_manual(shared: &Shared) -> Result<TriggerOutcome, Tri
         return Ok(TriggerOutcome::AlreadyRunning(id));
     }
     // Another host of an HA pair may be running one.
-    if let Some(active) = runs::find_active(&shared.pool).await? {
-        if active.status == RunStatus::Running.as_str() {
-            return Ok(TriggerOutcome::AlreadyRunning(active.id));
-        }
+    if let Some(active) = runs::find_active(&shared.pool).await?
+        && active.status == RunStatus::Running.as_str()
+    {
+        return Ok(TriggerOutcome::AlreadyRunning(active.id));
     }
     let id = runs::create_queued(&shared.pool, Trigger::Manual, RequestedMode::Auto, false).await?;
     slots.queued = Some(id);

@@ -138,10 +138,10 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
     if let Err(e) = std::fs::remove_dir_all(&cache_dir) {
         eprintln!("Could not remove {}: {e}", cache_dir.display());
     }
-    if let Some(server) = &shared_server {
-        if let Err(e) = drop_dedicated_database(server).await {
-            eprintln!("Could not drop the demo database {DEMO_DATABASE}: {e}");
-        }
+    if let Some(server) = &shared_server
+        && let Err(e) = drop_dedicated_database(server).await
+    {
+        eprintln!("Could not drop the demo database {DEMO_DATABASE}: {e}");
     }
     drop(choice);
     eprintln!("Demo stopped and cleaned up.");

@@ -32,10 +32,10 @@ impl DatabaseChoice {
     /// `DATABASE_URL` if set; else 127.0.0.1:5432 when something answers there; else a
     /// throwaway cluster.
     pub fn pick() -> Result<Self, DevDbError> {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if !url.is_empty() {
-                return Ok(Self::Existing(url));
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            return Ok(Self::Existing(url));
         }
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 5432));
         if TcpStream::connect_timeout(&local, Duration::from_millis(500)).is_ok() {

@@ -179,17 +179,17 @@ impl Params {
         };
         let min_value = self.amount("min_value")?;
         let max_value = self.amount("max_value")?;
-        if let (Some(min), Some(max)) = (&min_value, &max_value) {
-            if min.approx() > max.approx() {
-                return Err(ParamError::new(
-                    "min_value",
-                    format!(
-                        "`{}` is greater than max_value `{}`",
-                        min.as_str(),
-                        max.as_str()
-                    ),
-                ));
-            }
+        if let (Some(min), Some(max)) = (&min_value, &max_value)
+            && min.approx() > max.approx()
+        {
+            return Err(ParamError::new(
+                "min_value",
+                format!(
+                    "`{}` is greater than max_value `{}`",
+                    min.as_str(),
+                    max.as_str()
+                ),
+            ));
         }
         Ok(ReferralFilter {
             statuses: self.list("status")?,

@@ -195,7 +195,9 @@ impl PartnerCenterClient {
             duration_ms = elapsed_ms(started),
             request_id = %request_id,
             correlation_id,
-            "Partner Center answered."
+            "Partner Center answered GET {path} with {} in {} ms.",
+            status.as_u16(),
+            elapsed_ms(started)
         );
         let body = body.map_err(|e| transport_failure(&e))?;
         if status.is_success() {

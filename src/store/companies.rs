@@ -45,10 +45,8 @@ pub async fn apply(
         };
         let new = row.customer_domain.as_deref();
         let moved = c.was_counted && c.old_domain.as_deref() != new;
-        if moved {
-            if let Some(old) = c.old_domain.as_deref() {
-                lost.insert(old.to_owned());
-            }
+        if moved && let Some(old) = c.old_domain.as_deref() {
+            lost.insert(old.to_owned());
         }
         if let Some(domain) = new {
             let d = deltas.entry(domain).or_default();

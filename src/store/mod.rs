@@ -80,7 +80,10 @@ impl StoreError {
 /// migrations create their tables there and the queries need no schema prefix.
 pub async fn connect(url: &SecretString, schema: &str) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.expose_secret().parse().map_err(StoreError::BadUrl)?;
-    let options = options.options([("search_path", schema)]);
+    // PostgreSQL's NOTICEs (`relation "_sqlx_migrations" already exists, skipping` at
+    // every start) reach the log through sqlx at INFO; they never ask anything of an
+    // operator, so the server is asked not to send them. Warnings and errors still come.
+    let options = options.options([("client_min_messages", "warning"), ("search_path", schema)]);
     let target = format!(
         "{}:{}/{}",
         options.get_host(),

@@ -254,7 +254,12 @@ impl SyncEngine {
                     retries = summary.retries,
                     duration_ms = elapsed_ms(clock),
                     write_ms = (summary.write_secs * 1000.0) as u64,
-                    "Sync finished."
+                    "Sync finished: {} fetched, {} new, {} updated, {} errors in {:.1} s.",
+                    c.fetched,
+                    c.inserted,
+                    c.updated,
+                    c.parse_errors,
+                    clock.elapsed().as_secs_f64()
                 );
                 Ok(summary)
             }
@@ -270,10 +275,10 @@ impl SyncEngine {
                 match &e {
                     SyncError::Cancelled => {
                         // Shutdown asked for it: nothing failed, no operator has to act.
-                        tracing::info!(event = "sync_cancelled", status = "cancelled", reason = %message, "Sync cancelled.")
+                        tracing::info!(event = "sync_cancelled", status = "cancelled", reason = %message, "Sync cancelled: {message}")
                     }
                     _ => {
-                        tracing::error!(event = "sync_failed", status = "failed", error = %message, "Sync failed.")
+                        tracing::error!(event = "sync_failed", status = "failed", error = %message, "Sync failed: {message}")
                     }
                 }
                 Err(e)

@@ -325,8 +325,9 @@ impl Sink for Writer<'_> {
         tracing::info!(
             event = "sync_started",
             reason = plan.reason,
-            since = ?plan.since,
-            "Sync started."
+            since = plan.since.map(|t| t.to_rfc3339()),
+            "Sync started: {}.",
+            plan.describe()
         );
         Ok(())
     }
@@ -400,7 +401,11 @@ impl Sink for Writer<'_> {
             fetched = delta.fetched,
             inserted = delta.inserted,
             updated = delta.updated,
-            "Committed a batch of pages."
+            "Committed {} pages: {} fetched, {} new, {} updated.",
+            delta.pages,
+            delta.fetched,
+            delta.inserted,
+            delta.updated
         );
         Ok(())
     }

@@ -82,6 +82,19 @@ impl Plan {
         }
     }
 
+    /// The plan in words, for the `sync_started` message: "full pass (first run)",
+    /// "incremental since 2026-01-31T00:00:00Z (scheduled)".
+    pub fn describe(&self) -> String {
+        match self.since {
+            Some(since) => format!(
+                "incremental since {} ({})",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                self.reason
+            ),
+            None => format!("{} pass ({})", self.mode.as_str(), self.reason),
+        }
+    }
+
     /// What an incremental pass becomes when Partner Center refuses its filter.
     pub fn filter_refused() -> Plan {
         Plan::full("Partner Center refused the updatedDateTime filter")

@@ -1127,11 +1127,25 @@ fn spawn_cli(s: &Setup, args: &[&str], log_level: &str) -> std::process::Child {
             s.config.authority_url.as_str(),
         )
         .env("HUNTER_PARTNER_CENTER_TOKEN_CACHE", &s.cache)
+        // `status` asks a daemon at `listen` first: none may answer for these tests, even
+        // when something runs on the default port on this machine.
+        .env(
+            "HUNTER_PARTNER_CENTER_LISTEN",
+            format!("127.0.0.1:{}", unused_port()),
+        )
         .env("RUST_LOG", log_level)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     c.spawn().expect("binary starts")
+}
+
+/// A loopback port nothing listens on: bound, read, released.
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 async fn finish(child: std::process::Child) -> std::process::Output {
@@ -1194,6 +1208,56 @@ async fn cli_login_shows_the_code_saves_the_login_and_logs_no_token_at_trace() {
         text(&out.stdout)
     );
     assert!(auth::status(&s.config).expect("status").sign_in_required);
+}
+
+/// The daemon says "run `login`" once the refresh token is revoked, while the cached
+/// access token is still valid for an hour: `login` must not answer "Already signed in".
+#[tokio::test]
+async fn cli_login_after_revocation_signs_in_again_without_force() {
+    let s = setup(EmulatorConfig::default()).await;
+    login_approved(&s, false).await;
+    let out = finish(spawn_cli(&s, &["login"], "info")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with(&format!("Already signed in as {USERNAME}")),
+        "a working login is kept: {}",
+        text(&out.stdout)
+    );
+
+    s.emulator.revoke_refresh_tokens();
+    let codes_before = s.emulator.stats().device_codes_issued;
+    let tokens_before = requests_to_token(&s.emulator);
+    let child = spawn_cli(&s, &["login"], "info");
+    // The refused refresh, then at least one poll answered `authorization_pending`.
+    for _ in 0..200 {
+        if requests_to_token(&s.emulator) >= tokens_before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(requests_to_token(&s.emulator) >= tokens_before + 2);
+    decide(&s.emulator, true).await;
+    let out = finish(child).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("authorization_pending")
+            && !stderr.contains("\"level\":\"WARN\"")
+            && !stderr.contains("\"level\":\"ERROR\""),
+        "waiting for the operator is not a failure: {stderr}"
+    );
+    assert!(
+        stdout.starts_with(&format!("Signed in as {USERNAME}")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("saved_login_unusable"), "{stderr}");
+    assert_eq!(s.emulator.stats().device_codes_issued, codes_before + 1);
+    let p = provider(&s);
+    let token = p.access_token().await.expect("a token");
+    assert!(
+        p.refresh_after_rejection(&token).await.is_ok(),
+        "the new login's refresh token works"
+    );
 }
 
 #[tokio::test]
@@ -1645,4 +1709,74 @@ async fn login_stops_before_the_device_flow_when_the_cache_lock_stays_taken() {
         "no sign-in was started that could not be saved"
     );
     drop(lock);
+}
+
+/// What `as-service COMMAND` (README, Install) hands the binary, without systemd as PID 1:
+/// the transient unit's `STATE_DIRECTORY` and `CREDENTIALS_DIRECTORY`, the config file, no
+/// token cache or database URL of its own. `config check` finds the database URL among the
+/// credentials, `login` saves the cache in the state directory, and `status` then reads
+/// both (no daemon answers at `listen`).
+#[tokio::test]
+async fn commands_as_the_service_runs_them_use_its_state_directory_and_credentials() {
+    let s = setup(EmulatorConfig::default()).await;
+    let db = support::TestDb::new().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let state = root.path().join("state");
+    let credentials = root.path().join("credentials");
+    for dir in [&state, &credentials] {
+        std::fs::create_dir(dir).expect("dir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    std::fs::write(credentials.join("database_url"), format!("{}\n", db.url)).expect("credential");
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "enabled = true\nclient_id = \"{}\"\ntenant_id = \"{}\"\nauthority_url = \"{}\"\n\
+             api_url = \"{}\"\nlisten = \"127.0.0.1:{}\"\n",
+            s.emulator.client_id(),
+            s.emulator.tenant_id(),
+            s.emulator.authority_url(),
+            s.emulator.api_url(),
+            unused_port()
+        ),
+    )
+    .expect("config");
+    let as_service = |args: &[&str]| {
+        let mut c = support::command();
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("STATE_DIRECTORY", &state)
+            .env("CREDENTIALS_DIRECTORY", &credentials)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+
+    let out = finish(as_service(&["config", "check"]).spawn().expect("runs")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let child = as_service(&["login"]).spawn().expect("runs");
+    decide(&s.emulator, true).await;
+    let out = finish(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let cache = state.join("msal_token_cache.json");
+    assert!(
+        text(&out.stdout).contains(&cache.display().to_string()),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(mode(&cache), 0o600);
+
+    let out = finish(as_service(&["status"]).spawn().expect("runs")).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("Account:              {USERNAME}"))
+            && stdout.contains("Runs: none yet")
+            && stdout.contains("Daemon: not answering"),
+        "{stdout}"
+    );
 }

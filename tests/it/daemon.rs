@@ -197,10 +197,10 @@ impl Setup {
                     d.log_tail()
                 );
             }
-            if let Ok(r) = d.http.get(format!("{}/healthz", d.base)).send().await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = d.http.get(format!("{}/healthz", d.base)).send().await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(
                 started.elapsed() < START_TIMEOUT,
@@ -1389,4 +1389,75 @@ async fn a_reload_warns_again_about_a_file_key_the_environment_overrides() {
     });
     assert_eq!(shadowed(&d), 2, "again on the reload\n{}", d.log_tail());
     assert_eq!(d.health().await["sync_interval_seconds"], 600);
+}
+
+/// `status` from an operator's shell: its own (empty) token cache and no database URL,
+/// yet it reports what the daemon at `listen` knows; once the daemon is gone it falls
+/// back to what that shell can read, which says a sign-in is required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_from_another_shell_reports_the_running_daemons_state() {
+    let s = Setup::new(5, "").await;
+    s.login().await;
+    s.write_config(&format!(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = true\napi_token = \"{API_TOKEN}\"\n"
+    ));
+    let mut d = s.spawn().await;
+    wait_for!(d, 30, "the start-up run", {
+        (succeeded(&runs(s.pool()).await) >= 1).then_some(())
+    });
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let listen = d.base.trim_start_matches("http://").to_owned();
+    let status = |json: bool| {
+        let mut c = support::command();
+        c.arg("status")
+            .env("HUNTER_PARTNER_CENTER_LISTEN", &listen)
+            .env("HUNTER_PARTNER_CENTER_API_TOKEN", API_TOKEN)
+            .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+            .env("HUNTER_PARTNER_CENTER_CLIENT_ID", s.emulator.client_id())
+            .env("HUNTER_PARTNER_CENTER_TENANT_ID", s.emulator.tenant_id())
+            .env(
+                "HUNTER_PARTNER_CENTER_TOKEN_CACHE",
+                elsewhere.path().join("msal_token_cache.json"),
+            )
+            .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json");
+        if json {
+            c.arg("--json");
+        }
+        c.output().expect("status runs")
+    };
+
+    let out = status(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Sign-in: signed in as referral-sync@adatumpartners.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("#1 startup full succeeded") && stdout.contains("fetched 5 inserted 5"),
+        "the run list comes from the daemon's database: {stdout}"
+    );
+    assert!(stdout.contains("as the daemon reports them"), "{stdout}");
+    let out = status(true);
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(json["source"], "daemon");
+    assert_eq!(json["auth"]["state"], "signed_in");
+    assert_eq!(json["runs"][0]["fetched"], 5);
+    assert_eq!(json["daemon"]["database"]["reachable"], true);
+
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(30).await.success());
+    let out = status(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(77), "{stdout}");
+    assert!(
+        stdout.contains("Daemon: not answering") && stdout.contains("Runs: unavailable"),
+        "{stdout}"
+    );
 }

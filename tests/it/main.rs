@@ -9,6 +9,7 @@ mod config_cli;
 mod daemon;
 mod demo;
 mod http_api;
+mod journald;
 mod schema;
 mod support;
 mod sync;

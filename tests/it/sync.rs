@@ -1427,3 +1427,93 @@ mod properties {
         }
     }
 }
+
+/// `--full` reads everything, so a `--since` with it would be silently ignored: it is a
+/// usage error instead (exit 2), and nothing runs.
+#[tokio::test]
+async fn full_with_since_is_a_usage_error_and_pretty_logs_have_no_colour_off_a_terminal() {
+    let env = env(5, |_, _| {}).await;
+    let out = cli(&env)
+        .args(["--full", "--since", "2026-01-31"])
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the argument '--full' cannot be used with '--since <TIMESTAMP>'"),
+        "{stderr}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, 0);
+
+    let out = cli(&env)
+        .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "pretty")
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Sync finished: 5 fetched, 5 new, 0 updated, 0 errors in "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escapes when stderr is not a terminal: {stderr:?}"
+    );
+    env.finish().await;
+}
+
+/// On a terminal (`script` gives the binary a pty) `sync` draws its progress as a status
+/// line and the pretty log lines, in colour, go above it: each time the progress text is
+/// written, what follows is the sequence that clears it, never a log line run into it.
+#[tokio::test]
+async fn on_a_terminal_log_lines_never_run_into_the_progress_line() {
+    let env = env(250, |_, _| {}).await;
+    let cmd = cli(&env);
+    let mut script = tokio::process::Command::new("script");
+    script.env_clear();
+    for (k, v) in cmd.as_std().get_envs() {
+        if let Some(v) = v {
+            script.env(k, v);
+        }
+    }
+    let out = script
+        .args(["--quiet", "--return", "--flush", "--command"])
+        .arg(format!(
+            "{} sync 2>&1",
+            env!("CARGO_BIN_EXE_partner-center-sync")
+        ))
+        .arg("/dev/null")
+        .env("HUNTER_PARTNER_CENTER_PAGE_SIZE", "25")
+        .env("RUST_LOG", "info,partner_center_sync::sync=debug")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("script (util-linux) runs");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    const CLEAR: &str = "\r\u{1b}[2K";
+    let progress: Vec<_> = tty.match_indices(" referrals, ").collect();
+    assert!(progress.len() >= 5, "a progress update per batch: {tty:?}");
+    for (at, _) in progress {
+        let rest = &tty[at..];
+        let end = rest.find("/s").expect("the rate ends the line") + 2;
+        let after = &rest[end..];
+        assert!(
+            after.is_empty() || after.starts_with(CLEAR),
+            "something was written into the progress line: {:?}",
+            &rest[..rest.len().min(200)]
+        );
+    }
+    assert!(
+        tty.contains("Committed ") && tty.contains("Sync finished: 250 fetched"),
+        "{tty:?}"
+    );
+    assert!(
+        tty.contains("\u{1b}[3"),
+        "log levels are coloured on a terminal: {tty:?}"
+    );
+    env.finish().await;
+}

@@ -143,13 +143,12 @@ impl TokenCache {
         let mut homes: Vec<String> = Vec::new();
         for section in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN] {
             for (_, e) in self.entries(section) {
-                if field_eq(e, "client_id", &scope.client_id) && env_matches(e, &scope.environment)
+                if field_eq(e, "client_id", &scope.client_id)
+                    && env_matches(e, &scope.environment)
+                    && let Some(home) = str_field(e, "home_account_id")
+                    && !homes.iter().any(|h| h.eq_ignore_ascii_case(home))
                 {
-                    if let Some(home) = str_field(e, "home_account_id") {
-                        if !homes.iter().any(|h| h.eq_ignore_ascii_case(home)) {
-                            homes.push(home.to_owned());
-                        }
-                    }
+                    homes.push(home.to_owned());
                 }
             }
         }

@@ -157,24 +157,36 @@ impl IdentityFailure {
 
     pub(super) fn log(&self, request_id: &str, what: &'static str) {
         match self {
+            // RFC 8628: the normal answer while the operator has not finished signing in;
+            // `login` polls through it, so it is no failure anyone should see.
+            IdentityFailure::OAuth { body, .. } if body.error == "authorization_pending" => {
+                tracing::debug!(
+                    event = "device_code_pending",
+                    request = what,
+                    client_request_id = request_id,
+                    "Still waiting for the sign-in to be completed in the browser."
+                )
+            }
             IdentityFailure::OAuth { status, body, .. } => tracing::info!(
                 event = "identity_request_failed",
                 request = what,
                 status = *status,
                 error = %body.error,
                 suberror = body.suberror.as_deref().unwrap_or(""),
-                error_codes = ?body.error_codes,
+                error_codes = %codes(&body.error_codes),
                 trace_id = body.trace_id.as_deref().unwrap_or(""),
                 correlation_id = body.correlation_id.as_deref().unwrap_or(""),
                 client_request_id = request_id,
-                "The identity service answered with an error."
+                "The identity service answered {what} with {}.",
+                body.error
             ),
             other => tracing::info!(
                 event = "identity_request_failed",
                 request = what,
                 client_request_id = request_id,
                 error = %other.describe(),
-                "The identity service request failed."
+                "The identity service request ({what}) failed: {}.",
+                other.describe()
             ),
         }
     }
@@ -217,6 +229,15 @@ pub fn classify(status: u16, body: &OAuthError) -> Class {
         _ if status == 429 || status >= 500 => Class::Transient,
         _ => Class::Other,
     }
+}
+
+/// `error_codes` as a plain list for logs ("50173,70008"), not Rust's `[50173, 70008]`.
+fn codes(codes: &[i64]) -> String {
+    codes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
