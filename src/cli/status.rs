@@ -114,16 +114,17 @@ async fn daemon_health(config: &Config) -> Result<serde_json::Value, String> {
         .no_proxy()
         .build()
         .map_err(|e| e.to_string())?;
-    let response = client
-        .get(format!("http://{}/healthz", config.listen))
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                "not running".to_owned()
-            } else {
-                e.to_string()
-            }
-        })?;
+    let mut request = client.get(format!("http://{}/healthz", config.listen));
+    // Without the token a daemon with `api_token` shows only its public summary.
+    if let Some(token) = &config.api_token {
+        request = request.bearer_auth(secrecy::ExposeSecret::expose_secret(token));
+    }
+    let response = request.send().await.map_err(|e| {
+        if e.is_connect() {
+            "not running".to_owned()
+        } else {
+            e.to_string()
+        }
+    })?;
     response.json().await.map_err(|e| e.to_string())
 }

@@ -78,7 +78,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use super::params::{FILTER_PARAMS, Params};
+use super::params::{FILTER_PARAMS, Params, path_id};
 use super::present::{CompanyView, Member, ReferralView, members};
 use crate::store::pipeline::{self, CurrencyTally};
 use crate::store::read::{self, CompanyQuery, Cursor, Paging, ReferralQuery, ReferralSort};
@@ -208,7 +208,8 @@ async fn get_referral(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ReferralDetailBody>, ApiError> {
-    let detail = read::referral(&state.pool, &id)
+    let id = path_id(&id)?;
+    let detail = read::referral(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No referral with id `{id}`.")))?;
     let team = members(detail.payload.get("team"));
@@ -294,6 +295,7 @@ async fn get_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RunDetail>, ApiError> {
+    let id = path_id(&id)?;
     let not_found = || ApiError::NotFound(format!("No sync run with id `{id}`."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
     let run = runs::get(&state.pool, run_id)

@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use tokio::sync::mpsc;
@@ -47,9 +47,11 @@ async fn referrals_csv(
     let conn = state.pool.acquire().await?;
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::spawn(stream_csv(conn, query, tx));
+    // Fused: the gzip encoder polls once more after the end, which `unfold` forbids.
     let chunks = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    })
+    .fuse();
     let filename = format!(
         "attachment; filename=\"referrals-{}.csv\"",
         chrono::Utc::now().format("%Y-%m-%d")

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -63,8 +64,46 @@ struct AuthHealth {
     message: Option<String>,
 }
 
-/// 200 while the process lives; the body says how well it is doing.
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
+/// What `/healthz` shows a caller without the token when `api_token` is set: enough
+/// for a load balancer, nothing about the account, the host or error texts.
+#[derive(Serialize)]
+struct PublicHealth {
+    status: &'static str,
+    partner_center_enabled: bool,
+    database: DatabaseHealth,
+    signed_in: bool,
+    sign_in_required: bool,
+    sync_running: bool,
+    shutting_down: bool,
+}
+
+impl From<Health> for PublicHealth {
+    fn from(h: Health) -> Self {
+        PublicHealth {
+            status: h.status,
+            partner_center_enabled: h.partner_center_enabled,
+            database: h.database,
+            signed_in: h.auth.state == "signed_in",
+            sign_in_required: h.auth.state == "sign_in_required",
+            sync_running: h.current_run.is_some(),
+            shutting_down: h.shutting_down,
+        }
+    }
+}
+
+/// 200 while the process lives; the body says how well it is doing. With `api_token`
+/// set, only a caller that sends it gets the whole document.
+async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let full = super::auth::token_accepted(&state.config.borrow().clone(), &headers);
+    let health = health(&state).await;
+    if full {
+        Json(health).into_response()
+    } else {
+        Json(PublicHealth::from(health)).into_response()
+    }
+}
+
+async fn health(state: &AppState) -> Health {
     let config = state.config.borrow().clone();
     let pool = &state.pool;
     let runs = async {
@@ -109,7 +148,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             )),
         },
     };
-    Json(Health {
+    Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         partner_center_enabled: config.enabled,
@@ -125,7 +164,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             .then(|| config.sync_interval.as_secs()),
         sync_cron: config.sync_cron.clone(),
         shutting_down: state.daemon.is_shutting_down(),
-    })
+    }
 }
 
 /// 200 only when the database answers and every migration is applied.
@@ -202,7 +241,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 /// The old UI read `success` and `task_id`; both are kept.
-async fn trigger(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn trigger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_trigger_body(&headers, &body)?;
     let outcome = state.daemon.trigger_manual().await.map_err(|e| match e {
         TriggerError::Disabled => ApiError::FeatureDisabled,
         TriggerError::SignInRequired(message) => ApiError::Unavailable(message),
@@ -218,4 +262,36 @@ async fn trigger(State(state): State<AppState>) -> Result<Response, ApiError> {
         Json(json!({"success": true, "task_id": id, "status": status})),
     )
         .into_response())
+}
+
+/// Only an empty body or a JSON object: a cross-site page can send `text/plain` or a
+/// form without asking the browser's permission, but not `application/json`. The
+/// object's members are ignored; the trigger takes no options yet.
+fn check_trigger_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let is_json = |ct: &str| {
+        ct.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    };
+    match content_type {
+        None if body.is_empty() => Ok(()),
+        Some(ct) if is_json(ct) => {
+            if body.is_empty()
+                || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+                    .is_ok()
+            {
+                Ok(())
+            } else {
+                Err(ApiError::BadRequest(
+                    "The body must be a JSON object (such as {}) or empty.".to_owned(),
+                ))
+            }
+        }
+        _ => Err(ApiError::UnsupportedMediaType(
+            "Send no body, or `Content-Type: application/json` with a JSON object.".to_owned(),
+        )),
+    }
 }

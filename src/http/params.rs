@@ -37,6 +37,25 @@ const MAX_VALUES: usize = 50;
 /// within weeks, so a year is already generous.
 const MAX_EXPIRY_DAYS: i64 = 366;
 
+const CONTROL_PROBLEM: &str =
+    "contains a control character (such as NUL or a line break); remove it";
+
+/// No stored value holds one, and PostgreSQL refuses NUL in text outright: such input
+/// is a client's mistake (or an attack), answered before it reaches a query.
+fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// An `{id}` from the path, checked like a query value.
+pub fn path_id(id: &str) -> Result<&str, ApiError> {
+    if has_control(id) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid path parameter `id`: {CONTROL_PROBLEM}"
+        )));
+    }
+    Ok(id)
+}
+
 /// A parameter the caller must fix, by name.
 #[derive(Debug, thiserror::Error)]
 #[error("Invalid query parameter `{name}`: {problem}")]
@@ -82,6 +101,9 @@ impl Params {
                 name,
                 format!("unknown parameter; expected one of {}", known.join(", ")),
             ));
+        }
+        if let Some((name, _)) = pairs.iter().find(|(_, v)| has_control(v)) {
+            return Err(ParamError::new(name, CONTROL_PROBLEM));
         }
         Ok(Self { pairs })
     }
@@ -267,5 +289,18 @@ mod tests {
             params("countries=FR").err().map(|e| e.name).as_deref(),
             Some("countries")
         );
+    }
+
+    #[test]
+    fn control_characters_in_a_value_name_their_parameter() {
+        for query in ["q=a%00b", "status=New%0A", "domain=%1Fx", "q=%C2%85"] {
+            let e = params(query).err().expect(query);
+            assert!(e.problem.contains("control character"), "{query}: {e}");
+        }
+        assert!(params("q=a%09b").is_err());
+        assert!(params("q=caf%C3%A9").is_ok());
+        assert!(path_id("ref-1").is_ok());
+        assert!(path_id(r"ref\0").is_ok());
+        assert!(path_id("ref\u{0}").is_err());
     }
 }
