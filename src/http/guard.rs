@@ -109,7 +109,7 @@ pub fn host_allowed(config: &Config, authority: &str) -> bool {
     let Some(host) = host_part(authority) else {
         return false;
     };
-    if host == "localhost" || config.public_hosts.iter().any(|h| *h == host) {
+    if host == "localhost" || config.public_hosts.contains(&host) {
         return true;
     }
     let ip = host
@@ -142,10 +142,11 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        let mut c = Config::default();
-        c.listen = "192.0.2.7:8000".parse().expect("an address");
-        c.public_hosts = vec!["sync.example.com".to_owned()];
-        c
+        Config {
+            listen: "192.0.2.7:8000".parse().expect("an address"),
+            public_hosts: vec!["sync.example.com".to_owned()],
+            ..Config::default()
+        }
     }
 
     #[test]

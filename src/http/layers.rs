@@ -9,7 +9,6 @@ use axum::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTI
 use axum::http::{HeaderValue, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -37,28 +36,18 @@ pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
         .layer(no_store())
         .layer(nosniff())
         .layer(compression())
-        .layer(access_log())
-}
-
-/// One DEBUG line per request with method, path (never the query, which may carry
-/// search text), status and duration. Failures are not logged again here: a 500 is
-/// logged by `ApiError` with its cause.
-fn access_log() -> TraceLayer<
-    SharedClassifier<ServerErrorsAsFailures>,
-    fn(&Request<Body>) -> tracing::Span,
-    (),
-    fn(&Response, Duration, &tracing::Span),
-    (),
-    (),
-    (),
-> {
-    TraceLayer::new_for_http()
-        .make_span_with(request_span as fn(&Request<Body>) -> tracing::Span)
-        .on_request(())
-        .on_response(log_response as fn(&Response, Duration, &tracing::Span))
-        .on_body_chunk(())
-        .on_eos(())
-        .on_failure(())
+        // One DEBUG line per request with method, path (never the query, which may carry
+        // search text), status and duration. Failures are not logged again here: a 500
+        // is logged by `ApiError` with its cause.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
 }
 
 fn request_span(request: &Request<Body>) -> tracing::Span {

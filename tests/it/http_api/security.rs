@@ -25,6 +25,9 @@ const GET_PATHS: &[&str] = &[
     "/no/such/page",
 ];
 
+/// Request headers as (name, value).
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const TRIGGER: &str = "/api/v1/partner-center/referrals/sync";
 
 impl App {
@@ -110,7 +113,7 @@ async fn cross_site_and_non_json_posts_are_refused_before_the_trigger() {
     let own = format!("http://127.0.0.1:{}", app.port());
     let text = ("content-type", "text/plain");
     let json_type = ("content-type", "application/json");
-    let refused: &[(&[(&str, &str)], &str, u16)] = &[
+    let refused: &[(Headers, &str, u16)] = &[
         // The classic: a page's simple POST, which needs no permission from the browser.
         (&[text, ("origin", "https://evil.example")], "x", 403),
         (&[("origin", "https://evil.example")], "", 403),
@@ -148,7 +151,7 @@ async fn cross_site_and_non_json_posts_are_refused_before_the_trigger() {
     }
     // What the UI, curl and a proxy's public name send passes to the trigger, which
     // answers that sync is disabled in this configuration.
-    let accepted: &[(&[(&str, &str)], &str)] = &[
+    let accepted: &[(Headers, &str)] = &[
         (&[], ""),
         (&[json_type], ""),
         (&[("content-type", "application/json; charset=utf-8")], "{}"),
