@@ -30,6 +30,15 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong and what to do, fit to show as it is.
+    pub error: String,
+}
+
 impl ApiError {
     /// A bad query parameter, named so the caller can fix it.
     pub fn bad_param(name: &str, problem: impl std::fmt::Display) -> Self {
@@ -70,7 +79,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (
             status,
-            Json(serde_json::json!({"success": false, "error": self.to_string()})),
+            Json(ErrorBody {
+                success: false,
+                error: self.to_string(),
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

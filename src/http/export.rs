@@ -24,7 +24,8 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::ApiError;
-use super::params::{FILTER_PARAMS, Params};
+use super::openapi::{FilterQuery, SortQuery};
+use super::params::{FILTER_PARAMS, Params, SORT_PARAMS};
 use super::present::ReferralView;
 use crate::export::{CHUNK, CsvChunks};
 use crate::store::read::Matching;
@@ -36,11 +37,15 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/partner-center/referrals.csv", get(referrals_csv))
 }
 
-async fn referrals_csv(
+/// Every matching referral as CSV, streamed.
+#[utoipa::path(get, path = "/api/v1/partner-center/referrals.csv", tag = "referrals",
+    params(FilterQuery, SortQuery), security((), ("api_token" = [])),
+    responses((status = 200, description = "The CSV download", content_type = "text/csv; charset=utf-8", body = String)))]
+pub(super) async fn referrals_csv(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let known = [FILTER_PARAMS, &["sort", "order"]].concat();
+    let known = [FILTER_PARAMS, SORT_PARAMS].concat();
     let p = Params::parse(raw, &known)?;
     let query = Matching::new(&p.referral_filter()?, p.sort()?, p.order()?);
     // Taken before answering, so an unreachable database is a 500, not a broken download.

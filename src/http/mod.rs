@@ -10,6 +10,7 @@
 //!   payload dates, team, link).
 //! - `auth.rs`: the optional bearer token on the trigger and data endpoints.
 //! - `guard.rs`: the `Host` every request names, and the origin of state-changing ones.
+//! - `openapi.rs`: the OpenAPI document at `/api/openapi.json` (`docs/openapi.json`).
 //! - `layers.rs`: access log, timeout, compression, common headers, JSON error bodies.
 //! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod export;
 pub mod guard;
 pub mod layers;
+pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod present;
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(ops::open_router())
         .merge(ui::router())
+        .merge(openapi::router())
         .merge(protected)
         .fallback(layers::not_found)
         .layer(axum::middleware::from_fn_with_state(

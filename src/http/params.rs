@@ -29,6 +29,13 @@ pub const FILTER_PARAMS: &[&str] = &[
     "include_missing",
 ];
 
+/// `sort` and `order` of the referral list and the CSV export.
+pub const SORT_PARAMS: &[&str] = &["sort", "order"];
+/// The referral list's paging.
+pub const REFERRAL_PAGE_PARAMS: &[&str] = &["limit", "offset", "cursor"];
+pub const COMPANY_PARAMS: &[&str] = &["with_referrals", "q", "limit", "offset"];
+pub const RUN_PARAMS: &[&str] = &["limit", "offset", "status"];
+
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
 /// Most values one list filter may carry.

@@ -12,7 +12,9 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreError;
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Trigger {
@@ -63,7 +65,9 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RunStatus {
@@ -122,13 +126,14 @@ macro_rules! text_like {
 text_like!(Trigger, Mode, RunStatus);
 
 /// A `sync_runs` row as the HTTP API and the UI show it.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RunRow {
     pub id: i64,
     pub trigger: Trigger,
     /// The pass the run made; `None` until a run asked for `auto` has decided, which the
     /// column, the API and the CLI spell `auto`.
     #[serde(serialize_with = "mode_or_auto")]
+    #[schema(value_type = String, pattern = "^(auto|incremental|full)$")]
     pub mode: Option<Mode>,
     pub status: RunStatus,
     pub dry_run: bool,
@@ -162,7 +167,9 @@ fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok
 
 /// A run's counters. The one set of them: a batch's increments, a run's running totals,
 /// the row's columns, the summary and the live progress all carry this struct.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema,
+)]
 pub struct Counts {
     #[sqlx(try_from = "i32")]
     pub pages: u64,
@@ -328,7 +335,7 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
 }
 
 /// A referral, or a field of one, that a run could not store as sent.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,
