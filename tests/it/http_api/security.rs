@@ -434,3 +434,106 @@ async fn large_answers_are_gzipped_for_clients_that_ask() {
         "tiny bodies stay plain"
     );
 }
+
+/// The real binary, its JSON log read back: one DEBUG line per request with method, path,
+/// status and duration, never the query; hostile requests leave no ERROR line.
+#[tokio::test]
+async fn the_access_log_has_each_request_without_its_query_and_no_error_for_bad_input() {
+    use std::io::{BufRead, BufReader};
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").expect("write config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = support::Reaped(
+        support::command()
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("DATABASE_URL", &db.url)
+            .env("HUNTER_PARTNER_CENTER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,partner_center_sync::http=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn partner-center-sync run"),
+    );
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+    let listed = get("/api/v1/partner-center/referrals?q=needle-in-the-query").await;
+    assert_eq!(listed.expect("GET").status(), 200);
+    for hostile in [
+        "/api/v1/partner-center/referrals?q=%00",
+        "/api/v1/partner-center/referrals/%00",
+        "/api/v1/partner-center/sync-runs/1%00",
+        "/api/v1/partner-center/referrals/%FF",
+    ] {
+        assert_eq!(get(hostile).await.expect("GET").status(), 400, "{hostile}");
+    }
+    let foreign = client
+        .get(format!("{base}/"))
+        .header(HOST, "rebind.attacker.example")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(foreign.status(), 421);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("the daemon exits");
+    assert!(status.success(), "{status}");
+    let lines = reader.join().expect("log reader");
+    let records: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let access: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "http_request")
+        .collect();
+    let listed = access
+        .iter()
+        .find(|r| r["path"] == "/api/v1/partner-center/referrals" && r["status"] == 200)
+        .unwrap_or_else(|| panic!("an access line for the list:\n{}", lines.join("\n")));
+    assert_eq!(listed["level"], "DEBUG");
+    assert_eq!(listed["method"], "GET");
+    assert!(listed["duration_ms"].is_number(), "{listed}");
+    assert!(
+        access.iter().any(|r| r["status"] == 421),
+        "the refused host is logged too"
+    );
+    let all = lines.join("\n");
+    assert!(
+        !all.contains("needle-in-the-query"),
+        "the query is never logged:\n{all}"
+    );
+    let errors: Vec<&Value> = records.iter().filter(|r| r["level"] == "ERROR").collect();
+    assert!(
+        errors.is_empty(),
+        "client input caused ERROR lines: {errors:?}"
+    );
+}
