@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn control_characters_in_a_value_name_their_parameter() {
-        for query in ["q=a%00b", "status=New%0A", "domain=%1Fx", "q=%C2%85"] {
+        for query in ["q=a%00b", "status=New%0AX", "domain=x%1Fx", "q=a%C2%85b"] {
             let e = params(query).err().expect(query);
             assert!(e.problem.contains("control character"), "{query}: {e}");
         }
