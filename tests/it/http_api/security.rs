@@ -537,3 +537,40 @@ async fn the_access_log_has_each_request_without_its_query_and_no_error_for_bad_
         "client input caused ERROR lines: {errors:?}"
     );
 }
+
+/// `status` reads the daemon's `/healthz` with the configured token, so it gets the
+/// whole document; a caller without the token gets only the public summary.
+#[tokio::test]
+async fn status_sends_the_token_for_the_whole_health_document() {
+    let token = "status-token-0123456789";
+    let app = spawn(Config {
+        api_token: Some(token.to_owned().into()),
+        ..Config::default()
+    })
+    .await;
+    let listen = app.base.trim_start_matches("http://").to_owned();
+    let mut reports = Vec::new();
+    for with_token in [true, false] {
+        let mut command = support::command();
+        command
+            .args(["status", "--json"])
+            .env("DATABASE_URL", &app._db.url)
+            .env("HUNTER_PARTNER_CENTER_LISTEN", &listen);
+        if with_token {
+            command.env("HUNTER_PARTNER_CENTER_API_TOKEN", token);
+        }
+        // Async, so the in-process daemon on this runtime can answer meanwhile.
+        let out = tokio::process::Command::from(command)
+            .output()
+            .await
+            .expect("status runs");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        reports.push(report["daemon"].clone());
+    }
+    let (full, public) = (&reports[0], &reports[1]);
+    assert_eq!(full["version"], env!("CARGO_PKG_VERSION"), "{full}");
+    assert_eq!(full["database"]["reachable"], true, "{full}");
+    assert!(public.get("version").is_none(), "{public}");
+    assert_eq!(public["database"]["reachable"], true, "{public}");
+}
