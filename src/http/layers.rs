@@ -151,3 +151,70 @@ async fn json_errors(response: Response) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::body::Bytes;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn call(router: Router, path: &str) -> (StatusCode, Bytes) {
+        let response = router
+            .oneshot(
+                Request::builder()
+                    .uri(path)
+                    .body(Body::empty())
+                    .expect("a request"),
+            )
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the whole body");
+        (status, body)
+    }
+
+    /// Paused time: the 30 s pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_handler_times_out_but_a_long_stream_does_not() {
+        let router = wrap(
+            Router::new()
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(REQUEST_TIMEOUT * 2).await;
+                        "late"
+                    }),
+                )
+                .route(
+                    "/stream",
+                    get(|| async {
+                        let chunks = futures::stream::unfold(0, |n| async move {
+                            (n < 3).then_some(())?;
+                            tokio::time::sleep(REQUEST_TIMEOUT).await;
+                            Some((
+                                Ok::<_, Infallible>(Bytes::from(format!("row {n}\n"))),
+                                n + 1,
+                            ))
+                        });
+                        Body::from_stream(chunks)
+                    }),
+                ),
+        );
+        let (status, body) = call(router.clone(), "/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let error: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert!(
+            error["error"].as_str().expect("error").contains("30 s"),
+            "{error}"
+        );
+        let (status, body) = call(router, "/stream").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "row 0\nrow 1\nrow 2\n", "90 s of streaming, not cut");
+    }
+}
