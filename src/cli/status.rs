@@ -155,8 +155,12 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let base = format!("http://{}", config.listen);
-    let health: Value = client
-        .get(format!("{base}/healthz"))
+    let mut health_request = client.get(format!("{base}/healthz"));
+    // Without the token a daemon with `api_token` shows only its public summary.
+    if let Some(token) = &config.api_token {
+        health_request = health_request.bearer_auth(token.expose_secret());
+    }
+    let health: Value = health_request
         .send()
         .await
         .map_err(|e| {

@@ -78,7 +78,13 @@ use serde_json::Value;
 
 use super::AppState;
 use super::error::ApiError;
-use super::params::{FILTER_PARAMS, Params};
+use super::error::ErrorBody;
+use super::openapi::{
+    CompanyQuery as CompanyParams, FilterQuery, ReferralPageQuery, RunQuery, SortQuery,
+};
+use super::params::{
+    COMPANY_PARAMS, FILTER_PARAMS, Params, REFERRAL_PAGE_PARAMS, RUN_PARAMS, SORT_PARAMS, path_id,
+};
 use super::present::{CompanyView, Member, ReferralView, members};
 use crate::store::pipeline::{self, CurrencyTally};
 use crate::store::read::{self, CompanyQuery, Cursor, Paging, ReferralQuery, ReferralSort};
@@ -97,8 +103,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/partner-center/sync-runs/{id}", get(get_run))
 }
 
-#[derive(Serialize)]
-struct ReferralList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReferralList {
     items: Vec<ReferralView>,
     total: i64,
     limit: i64,
@@ -106,15 +112,15 @@ struct ReferralList {
     next_cursor: Option<String>,
 }
 
-async fn list_referrals(
+/// The referrals matching the filters, a page at a time.
+#[utoipa::path(get, path = "/api/v1/partner-center/referrals", tag = "referrals",
+    params(FilterQuery, SortQuery, ReferralPageQuery), security((), ("api_token" = [])),
+    responses((status = 200, description = "A page of referrals", body = ReferralList)))]
+pub(super) async fn list_referrals(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<ReferralList>, ApiError> {
-    let known = [
-        FILTER_PARAMS,
-        &["sort", "order", "limit", "offset", "cursor"],
-    ]
-    .concat();
+    let known = [FILTER_PARAMS, SORT_PARAMS, REFERRAL_PAGE_PARAMS].concat();
     let p = Params::parse(raw, &known)?;
     let filter = p.referral_filter()?;
     let sort = p.sort()?;
@@ -175,14 +181,18 @@ async fn list_referrals(
     }))
 }
 
-#[derive(Serialize)]
-struct Pipeline {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Pipeline {
     /// Referrals matching the filter, all currencies together.
     total: i64,
     currencies: Vec<CurrencyTally>,
 }
 
-async fn referral_pipeline(
+/// Count and value of the matching referrals by currency, status and substatus.
+#[utoipa::path(get, path = "/api/v1/partner-center/referrals/pipeline", tag = "referrals",
+    params(FilterQuery), security((), ("api_token" = [])),
+    responses((status = 200, description = "The pipeline", body = Pipeline)))]
+pub(super) async fn referral_pipeline(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Pipeline>, ApiError> {
@@ -194,21 +204,29 @@ async fn referral_pipeline(
     }))
 }
 
-#[derive(Serialize)]
-struct ReferralDetailBody {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReferralDetailBody {
     #[serde(flatten)]
     referral: ReferralView,
     etag: Option<String>,
     team: Vec<Member>,
     customer_team: Vec<Member>,
+    /// The referral as Partner Center sent it.
+    #[schema(value_type = Object)]
     payload: Value,
 }
 
-async fn get_referral(
+/// One referral with its raw payload and teams.
+#[utoipa::path(get, path = "/api/v1/partner-center/referrals/{id}", tag = "referrals",
+    params(("id" = String, Path, description = "The referral id")), security((), ("api_token" = [])),
+    responses((status = 200, description = "The referral", body = ReferralDetailBody),
+        (status = 404, description = "No referral with that id", body = ErrorBody)))]
+pub(super) async fn get_referral(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ReferralDetailBody>, ApiError> {
-    let detail = read::referral(&state.pool, &id)
+    let id = path_id(&id)?;
+    let detail = read::referral(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No referral with id `{id}`.")))?;
     let team = members(detail.payload.get("team"));
@@ -227,17 +245,21 @@ async fn get_referral(
     }))
 }
 
-#[derive(Serialize)]
-struct CompanyList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CompanyList {
     items: Vec<CompanyView>,
     total: i64,
 }
 
-async fn list_companies(
+/// Companies derived from referral domains, most referrals first.
+#[utoipa::path(get, path = "/api/v1/partner-center/companies", tag = "referrals",
+    params(CompanyParams), security((), ("api_token" = [])),
+    responses((status = 200, description = "A page of companies", body = CompanyList)))]
+pub(super) async fn list_companies(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<CompanyList>, ApiError> {
-    let p = Params::parse(raw, &["with_referrals", "q", "limit", "offset"])?;
+    let p = Params::parse(raw, COMPANY_PARAMS)?;
     let query = CompanyQuery {
         with_referrals: p.bool("with_referrals")?,
         text: p.text("q")?,
@@ -251,17 +273,21 @@ async fn list_companies(
     }))
 }
 
-#[derive(Serialize)]
-struct RunList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RunList {
     items: Vec<runs::RunRow>,
     total: i64,
 }
 
-async fn list_runs(
+/// Sync runs, newest first.
+#[utoipa::path(get, path = "/api/v1/partner-center/sync-runs", tag = "sync",
+    params(RunQuery), security((), ("api_token" = [])),
+    responses((status = 200, description = "A page of runs", body = RunList)))]
+pub(super) async fn list_runs(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<RunList>, ApiError> {
-    let p = Params::parse(raw, &["limit", "offset", "status"])?;
+    let p = Params::parse(raw, RUN_PARAMS)?;
     let limit = p.int("limit", 20, 1, 200)?;
     let offset = p.int("offset", 0, 0, i64::from(i32::MAX))?;
     let statuses = p
@@ -283,17 +309,23 @@ async fn list_runs(
     }))
 }
 
-#[derive(Serialize)]
-struct RunDetail {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RunDetail {
     #[serde(flatten)]
     run: runs::RunRow,
     sync_errors: Vec<runs::ParseError>,
 }
 
-async fn get_run(
+/// One sync run with the errors it recorded.
+#[utoipa::path(get, path = "/api/v1/partner-center/sync-runs/{id}", tag = "sync",
+    params(("id" = String, Path, description = "The run id (an integer)")), security((), ("api_token" = [])),
+    responses((status = 200, description = "The run", body = RunDetail),
+        (status = 404, description = "No run with that id", body = ErrorBody)))]
+pub(super) async fn get_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RunDetail>, ApiError> {
+    let id = path_id(&id)?;
     let not_found = || ApiError::NotFound(format!("No sync run with id `{id}`."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
     let run = runs::get(&state.pool, run_id)

@@ -16,11 +16,27 @@ pub enum ApiError {
     #[error("Missing or invalid bearer token; send `Authorization: Bearer <api_token>`.")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
+    /// A `Host` this daemon does not answer for (see `guard.rs`).
+    #[error("{0}")]
+    Misdirected(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("Internal error; see the daemon's log.")]
     Internal(#[source] anyhow::Error),
+}
+
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong and what to do, fit to show as it is.
+    pub error: String,
 }
 
 impl ApiError {
@@ -47,7 +63,10 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::FeatureDisabled | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(e) => {
                 tracing::error!(
@@ -60,7 +79,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (
             status,
-            Json(serde_json::json!({"success": false, "error": self.to_string()})),
+            Json(ErrorBody {
+                success: false,
+                error: self.to_string(),
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -17,14 +17,15 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::ApiError;
-use super::params::{FILTER_PARAMS, Params};
+use super::openapi::{FilterQuery, SortQuery};
+use super::params::{FILTER_PARAMS, Params, SORT_PARAMS};
 use super::present::ReferralView;
 use crate::export::{CHUNK, CsvChunks};
 use crate::store::read::Matching;
@@ -36,20 +37,26 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/partner-center/referrals.csv", get(referrals_csv))
 }
 
-async fn referrals_csv(
+/// Every matching referral as CSV, streamed.
+#[utoipa::path(get, path = "/api/v1/partner-center/referrals.csv", tag = "referrals",
+    params(FilterQuery, SortQuery), security((), ("api_token" = [])),
+    responses((status = 200, description = "The CSV download", content_type = "text/csv; charset=utf-8", body = String)))]
+pub(super) async fn referrals_csv(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let known = [FILTER_PARAMS, &["sort", "order"]].concat();
+    let known = [FILTER_PARAMS, SORT_PARAMS].concat();
     let p = Params::parse(raw, &known)?;
     let query = Matching::new(&p.referral_filter()?, p.sort()?, p.order()?);
     // Taken before answering, so an unreachable database is a 500, not a broken download.
     let conn = state.pool.acquire().await?;
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     tokio::spawn(stream_csv(conn, query, tx));
+    // Fused: the gzip encoder polls once more after the end, which `unfold` forbids.
     let chunks = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    })
+    .fuse();
     let filename = format!(
         "attachment; filename=\"referrals-{}.csv\"",
         chrono::Utc::now().format("%Y-%m-%d")

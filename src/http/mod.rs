@@ -9,12 +9,18 @@
 //! - `present.rs`: what responses add to stored rows for display (domain in Unicode,
 //!   payload dates, team, link).
 //! - `auth.rs`: the optional bearer token on the trigger and data endpoints.
+//! - `guard.rs`: the `Host` every request names, and the origin of state-changing ones.
+//! - `openapi.rs`: the OpenAPI document at `/api/openapi.json` (`docs/openapi.json`).
+//! - `layers.rs`: access log, timeout, compression, common headers, JSON error bodies.
 //! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
 
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod export;
+pub mod guard;
+pub mod layers;
+pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod present;
@@ -41,7 +47,8 @@ pub struct AppState {
 }
 
 /// The whole application router. Health, readiness and metrics stay open; the
-/// trigger and data endpoints require `api_token` when it is set.
+/// trigger and data endpoints require `api_token` when it is set. Every route, the
+/// UI's assets and the 404 included, answers only the allowed hosts (`guard.rs`).
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(api::router())
@@ -53,9 +60,19 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_api_token,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(ops::open_router())
         .merge(ui::router())
+        .merge(openapi::router())
         .merge(protected)
-        .with_state(state)
+        .fallback(layers::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_origin,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host,
+        ));
+    layers::wrap(routes).with_state(state)
 }

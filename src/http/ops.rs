@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
@@ -34,8 +34,8 @@ pub fn protected_router() -> Router<AppState> {
     Router::new().route("/api/v1/partner-center/referrals/sync", post(trigger))
 }
 
-#[derive(Serialize)]
-struct Health {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Health {
     status: &'static str,
     version: &'static str,
     partner_center_enabled: bool,
@@ -50,21 +50,72 @@ struct Health {
     shutting_down: bool,
 }
 
-#[derive(Serialize)]
-struct DatabaseHealth {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DatabaseHealth {
     reachable: bool,
 }
 
-#[derive(Serialize)]
-struct AuthHealth {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct AuthHealth {
     state: &'static str,
     account: Option<String>,
     access_token_expires_at: Option<DateTime<Utc>>,
     message: Option<String>,
 }
 
-/// 200 while the process lives; the body says how well it is doing.
-async fn healthz(State(state): State<AppState>) -> Json<Health> {
+/// What `/healthz` shows a caller without the token when `api_token` is set: enough
+/// for a load balancer, nothing about the account, the host or error texts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct PublicHealth {
+    status: &'static str,
+    partner_center_enabled: bool,
+    database: DatabaseHealth,
+    signed_in: bool,
+    sign_in_required: bool,
+    sync_running: bool,
+    shutting_down: bool,
+}
+
+impl From<Health> for PublicHealth {
+    fn from(h: Health) -> Self {
+        PublicHealth {
+            status: h.status,
+            partner_center_enabled: h.partner_center_enabled,
+            database: h.database,
+            signed_in: h.auth.state == "signed_in",
+            sign_in_required: h.auth.state == "sign_in_required",
+            sync_running: h.current_run.is_some(),
+            shutting_down: h.shutting_down,
+        }
+    }
+}
+
+/// The whole document, or the public summary.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(super) enum HealthAnswer {
+    Full(Box<Health>),
+    Public(PublicHealth),
+}
+
+/// 200 while the process lives; the body says how well it is doing. With `api_token`
+/// set, only a caller that sends it gets the whole document.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security((), ("api_token" = [])),
+    responses((status = 200, description = "Alive; the body says how well", body = HealthAnswer)))]
+pub(super) async fn healthz(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Json<HealthAnswer> {
+    let full = super::auth::token_accepted(&state.config.borrow().clone(), &headers);
+    let health = health(&state).await;
+    Json(if full {
+        HealthAnswer::Full(Box::new(health))
+    } else {
+        HealthAnswer::Public(PublicHealth::from(health))
+    })
+}
+
+async fn health(state: &AppState) -> Health {
     let config = state.config.borrow().clone();
     let pool = &state.pool;
     let runs = async {
@@ -107,7 +158,7 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             message: Some(required.to_string()),
         },
     };
-    Json(Health {
+    Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         partner_center_enabled: config.enabled,
@@ -123,18 +174,36 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             .then(|| config.sync_interval.as_secs()),
         sync_cron: config.sync_cron.clone(),
         shutting_down: state.daemon.is_shutting_down(),
-    })
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Readiness {
+    ready: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// 200 only when the database answers and every migration is applied.
-async fn readyz(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready, and why", body = Readiness)))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let check = tokio::time::timeout(
         DB_PROBE_TIMEOUT,
         crate::store::schema_is_current(&state.pool),
     )
     .await;
     match check {
-        Ok(Ok(true)) => (StatusCode::OK, Json(json!({"ready": true}))).into_response(),
+        Ok(Ok(true)) => (
+            StatusCode::OK,
+            Json(Readiness {
+                ready: true,
+                reason: None,
+            }),
+        )
+            .into_response(),
         Ok(Ok(false)) => not_ready(
             "the database schema is behind this binary; run `partner-center-sync migrate`",
         ),
@@ -146,12 +215,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
 fn not_ready(reason: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"ready": false, "reason": reason})),
+        Json(Readiness {
+            ready: false,
+            reason: Some(reason.to_owned()),
+        }),
     )
         .into_response()
 }
 
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Prometheus metrics (OpenMetrics when asked for in `Accept`).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // Gauges that reflect state rather than events are refreshed at scrape time.
     match state.daemon.current_auth_state().await {
         AuthState::SignedIn {
@@ -200,7 +275,28 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 /// The old UI read `success` and `task_id`; both are kept.
-async fn trigger(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[derive(Serialize, utoipa::ToSchema)]
+struct Triggered {
+    success: bool,
+    /// The run's id (`/sync-runs/{id}`).
+    task_id: i64,
+    /// `queued`, or `already_running` when a run was queued or running already.
+    status: &'static str,
+}
+
+/// Queues a sync run (at most one is queued or running).
+#[utoipa::path(post, path = "/api/v1/partner-center/referrals/sync", tag = "sync",
+    request_body(content = Option<Object>, description = "Nothing, or a JSON object (ignored)", content_type = "application/json"),
+    security((), ("api_token" = [])),
+    responses((status = 202, description = "Queued, or already running", body = Triggered),
+        (status = 403, description = "A cross-site request", body = super::error::ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = super::error::ErrorBody)))]
+pub(super) async fn trigger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_trigger_body(&headers, &body)?;
     let outcome = state.daemon.trigger_manual().await.map_err(|e| match e {
         TriggerError::Disabled => ApiError::FeatureDisabled,
         TriggerError::SignInRequired(_) | TriggerError::ShuttingDown => {
@@ -214,7 +310,43 @@ async fn trigger(State(state): State<AppState>) -> Result<Response, ApiError> {
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"success": true, "task_id": id, "status": status})),
+        Json(Triggered {
+            success: true,
+            task_id: id,
+            status,
+        }),
     )
         .into_response())
+}
+
+/// Only an empty body or a JSON object: a cross-site page can send `text/plain` or a
+/// form without asking the browser's permission, but not `application/json`. The
+/// object's members are ignored; the trigger takes no options yet.
+fn check_trigger_body(headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let is_json = |ct: &str| {
+        ct.split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    };
+    match content_type {
+        None if body.is_empty() => Ok(()),
+        Some(ct) if is_json(ct) => {
+            if body.is_empty()
+                || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+                    .is_ok()
+            {
+                Ok(())
+            } else {
+                Err(ApiError::BadRequest(
+                    "The body must be a JSON object (such as {}) or empty.".to_owned(),
+                ))
+            }
+        }
+        _ => Err(ApiError::UnsupportedMediaType(
+            "Send no body, or `Content-Type: application/json` with a JSON object.".to_owned(),
+        )),
+    }
 }

@@ -29,6 +29,13 @@ pub const FILTER_PARAMS: &[&str] = &[
     "include_missing",
 ];
 
+/// `sort` and `order` of the referral list and the CSV export.
+pub const SORT_PARAMS: &[&str] = &["sort", "order"];
+/// The referral list's paging.
+pub const REFERRAL_PAGE_PARAMS: &[&str] = &["limit", "offset", "cursor"];
+pub const COMPANY_PARAMS: &[&str] = &["with_referrals", "q", "limit", "offset"];
+pub const RUN_PARAMS: &[&str] = &["limit", "offset", "status"];
+
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
 /// Most values one list filter may carry.
@@ -36,6 +43,25 @@ const MAX_VALUES: usize = 50;
 /// The furthest "expiring within" looks ahead; Partner Center expires New referrals
 /// within weeks, so a year is already generous.
 const MAX_EXPIRY_DAYS: i64 = 366;
+
+const CONTROL_PROBLEM: &str =
+    "contains a control character (such as NUL or a line break); remove it";
+
+/// No stored value holds one, and PostgreSQL refuses NUL in text outright: such input
+/// is a client's mistake (or an attack), answered before it reaches a query.
+fn has_control(value: &str) -> bool {
+    value.chars().any(char::is_control)
+}
+
+/// An `{id}` from the path, checked like a query value.
+pub fn path_id(id: &str) -> Result<&str, ApiError> {
+    if has_control(id) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid path parameter `id`: {CONTROL_PROBLEM}"
+        )));
+    }
+    Ok(id)
+}
 
 /// A parameter the caller must fix, by name.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +108,9 @@ impl Params {
                 name,
                 format!("unknown parameter; expected one of {}", known.join(", ")),
             ));
+        }
+        if let Some((name, _)) = pairs.iter().find(|(_, v)| has_control(v)) {
+            return Err(ParamError::new(name, CONTROL_PROBLEM));
         }
         Ok(Self { pairs })
     }
@@ -267,5 +296,18 @@ mod tests {
             params("countries=FR").err().map(|e| e.name).as_deref(),
             Some("countries")
         );
+    }
+
+    #[test]
+    fn control_characters_in_a_value_name_their_parameter() {
+        for query in ["q=a%00b", "status=New%0AX", "domain=x%1Fx", "q=a%C2%85b"] {
+            let e = params(query).err().expect(query);
+            assert!(e.problem.contains("control character"), "{query}: {e}");
+        }
+        assert!(params("q=a%09b").is_err());
+        assert!(params("q=caf%C3%A9").is_ok());
+        assert!(path_id("ref-1").is_ok());
+        assert!(path_id(r"ref\0").is_ok());
+        assert!(path_id("ref\u{0}").is_err());
     }
 }

@@ -25,7 +25,7 @@ pub fn domain_display(ascii: &str) -> String {
 
 /// A Referral as the API sends it: the columns plus what is derived from them and from
 /// the payload (the whole payload for the detail, the list's subset for a list row).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReferralView {
     #[serde(flatten)]
     pub referral: Referral,
@@ -74,7 +74,7 @@ impl ReferralView {
 }
 
 /// A company as the API sends it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CompanyView {
     #[serde(flatten)]
     pub company: Company,
@@ -92,7 +92,7 @@ impl From<Company> for CompanyView {
 }
 
 /// A team member as the UI shows it; the raw member stays in `payload`.
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub name: Option<String>,
     pub email: Option<String>,

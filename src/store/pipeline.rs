@@ -10,21 +10,21 @@ use super::filter::{ReferralFilter, push_filter};
 
 /// Count and value of one group. `value` is the exact sum of the deal values it holds
 /// (`"0"` when none has one); `valued` counts the referrals that have one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tally {
     pub count: i64,
     pub valued: i64,
     pub value: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SubstatusTally {
     pub substatus: Option<String>,
     #[serde(flatten)]
     pub tally: Tally,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusTally {
     pub status: Option<String>,
     #[serde(flatten)]
@@ -32,7 +32,7 @@ pub struct StatusTally {
     pub substatuses: Vec<SubstatusTally>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CurrencyTally {
     pub currency: Option<String>,
     #[serde(flatten)]

@@ -21,7 +21,7 @@ const REFERRAL_COLUMNS: &str = "id, engagement_id, name, status, substatus, type
      customer_name, customer_country, customer_domain, deal_value::text AS deal_value, currency, \
      created_at, updated_at, first_seen_at, last_seen_at, missing_since";
 
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Referral {
     pub id: String,
     pub engagement_id: Option<String>,
@@ -363,7 +363,7 @@ pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>,
     }))
 }
 
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Company {
     pub domain: String,
     pub name: Option<String>,

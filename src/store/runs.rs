@@ -12,7 +12,9 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreError;
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Trigger {
@@ -63,7 +65,9 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RunStatus {
@@ -122,13 +126,14 @@ macro_rules! text_like {
 text_like!(Trigger, Mode, RunStatus);
 
 /// A `partner_center_sync_runs` row as the HTTP API and the UI show it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     pub id: i64,
     pub trigger: Trigger,
     /// The pass the run made; `None` until a run asked for `auto` has decided, which the
     /// column, the API and the CLI spell `auto`.
     #[serde(serialize_with = "mode_or_auto")]
+    #[schema(value_type = String, pattern = "^(auto|incremental|full)$")]
     pub mode: Option<Mode>,
     pub status: RunStatus,
     pub dry_run: bool,
@@ -232,7 +237,7 @@ fn mode_or_auto<S: serde::Serializer>(mode: &Option<Mode>, s: S) -> Result<S::Ok
 
 /// A run's counters. The one set of them: a batch's increments, a run's running totals,
 /// the row's columns, the summary and the live progress all carry this struct.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub pages: u64,
     pub fetched: u64,
@@ -401,7 +406,7 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
 }
 
 /// A referral, or a field of one, that a run could not store as sent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,

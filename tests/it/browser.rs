@@ -30,6 +30,8 @@ use sqlx::PgPool;
 mod comfort;
 #[path = "browser/pipeline.rs"]
 mod pipeline;
+#[path = "browser/public_host.rs"]
+mod public_host;
 use crate::support;
 #[path = "browser/table.rs"]
 mod table;
@@ -68,6 +70,11 @@ struct Browser {
 
 impl Browser {
     async fn start(name: &'static str, width: u32, height: u32) -> Self {
+        Self::start_with(name, width, height, &[]).await
+    }
+
+    /// With extra Chromium switches (`--host-resolver-rules` for a public name).
+    async fn start_with(name: &'static str, width: u32, height: u32, extra: &[String]) -> Self {
         let (Some(chromium), Some(chromedriver)) =
             (find_program("chromium"), find_program("chromedriver"))
         else {
@@ -113,6 +120,7 @@ impl Browser {
             format!("--window-size={width},{height}"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        let args = [args, extra.to_vec()].concat();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),

@@ -1,10 +1,13 @@
 //! The read-only data API as a client sees it: the real router served on loopback,
 //! backed by a real PostgreSQL database whose rows the tests insert directly.
-//! `http_api/export.rs` covers the newer filters, the pipeline and the CSV export.
+//! `http_api/export.rs` covers the newer filters, the pipeline and the CSV export;
+//! `http_api/security.rs` hostile hosts, origins and input, and the common headers.
 
 // Beside this file rather than in tests/, where Cargo would build it as its own binary.
 #[path = "http_api/export.rs"]
 mod export;
+#[path = "http_api/security.rs"]
+mod security;
 use crate::support;
 
 use partner_center_sync::config::Config;

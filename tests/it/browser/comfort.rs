@@ -187,6 +187,14 @@ async fn a_saved_view_is_restored_from_its_url() {
     )
     .await;
     b.by_testid("views-toggle").await.click().await.unwrap();
+    // The menu redraws its list on its `toggle` event, a task after it opens: a link
+    // found before that is gone by the click.
+    b.wait_for(
+        "the menu is open and its list redrawn",
+        "document.getElementById('views-menu').open",
+    )
+    .await;
+    b.js("return null").await;
     b.by_testid("saved-view").await.click().await.unwrap();
     b.wait_for(
         "the saved view applies again",

@@ -45,13 +45,18 @@ function askToken(refused) {
   return tokenPrompt;
 }
 
+/** The headers for a request, with the token when the user has entered one. */
+export function withToken(headers) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+}
+
 /** Sends a request with the token, asking for one once if it is refused. */
 async function send(path, options, accept) {
   // Two attempts at most: the second only after the user entered a token.
   for (let attempt = 0; ; attempt += 1) {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = { Accept: accept };
-    if (token) headers.Authorization = `Bearer ${token}`;
+    const headers = withToken({ Accept: accept });
     const response = await fetch(path, { ...options, headers, cache: 'no-store' });
     if (response.status === 401 && attempt === 0 && await askToken(Boolean(token))) continue;
     return response;

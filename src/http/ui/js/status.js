@@ -3,7 +3,7 @@
 // Status is polled every 2 s while a run is queued or running, every 15 s otherwise, and
 // not at all while the tab is hidden.
 
-import { API, api } from './api.js';
+import { API, api, withToken } from './api.js';
 import { $ } from './dom.js';
 import { num, plural, relative, setTime } from './format.js';
 import { view } from './state.js';
@@ -103,7 +103,8 @@ export async function pollStatus() {
   clearTimeout(status.timer);
   let h = null;
   try {
-    const response = await fetch('/healthz', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    // With `api_token` set, /healthz shows the whole document only with the token.
+    const response = await fetch('/healthz', { headers: withToken({ Accept: 'application/json' }), cache: 'no-store' });
     const body = await response.json();
     // Anything but the health document (a proxy's error page, a 401) means "unknown".
     h = body && typeof body === 'object' && 'partner_center_enabled' in body ? body : null;
