@@ -181,6 +181,22 @@ struct Setup {
 
 impl Setup {
     async fn new(referrals: usize) -> Setup {
+        let s = Setup::signed_out(referrals).await;
+        let config = Config {
+            enabled: true,
+            client_id: Some(s.emulator.client_id()),
+            tenant_id: Some(s.emulator.tenant_id()),
+            authority_url: url::Url::parse(&s.emulator.authority_url()).expect("url"),
+            api_url: url::Url::parse(&s.emulator.api_url()).expect("url"),
+            token_cache: s.cache.clone(),
+            ..Config::default()
+        };
+        auth::login(&config, false).await.expect("sign-in succeeds");
+        s
+    }
+
+    /// Everything but the sign-in.
+    async fn signed_out(referrals: usize) -> Setup {
         let emulator = Emulator::start(EmulatorConfig {
             referrals,
             auto_approve_after: Some(0),
@@ -198,16 +214,6 @@ impl Setup {
             cache,
             receiver: Receiver::start().await,
         };
-        let config = Config {
-            enabled: true,
-            client_id: Some(s.emulator.client_id()),
-            tenant_id: Some(s.emulator.tenant_id()),
-            authority_url: url::Url::parse(&s.emulator.authority_url()).expect("url"),
-            api_url: url::Url::parse(&s.emulator.api_url()).expect("url"),
-            token_cache: s.cache.clone(),
-            ..Config::default()
-        };
-        auth::login(&config, false).await.expect("sign-in succeeds");
         std::fs::write(s.dir.path().join("hmac_key"), HMAC_KEY).expect("write the HMAC key");
         s
     }
@@ -866,4 +872,123 @@ async fn notify_test_sends_a_sample_of_each_event_and_bad_tables_exit_78() {
             && err.contains("NOT_SET_ANYWHERE"),
         "{err}"
     );
+}
+
+fn referral(
+    id: &str,
+    status: &str,
+    substatus: &str,
+    value: &str,
+    team: &str,
+    note: &str,
+) -> partner_center_sync::store::referrals::ReferralRow {
+    let json = format!(
+        r#"{{"id":"{id}","name":"Deal {id}","status":"{status}","substatus":"{substatus}","updatedDateTime":"2026-01-01T00:00:00Z","expirationDateTime":"2026-02-01T00:00:00Z","notes":"{note}","team":[{{"email":"{team}"}}],"details":{{"dealValue":{value},"currency":"EUR"}}}}"#
+    );
+    partner_center_sync::sync::extract::extract(
+        serde_json::value::RawValue::from_string(json).expect("json"),
+    )
+    .expect("usable")
+    .row
+}
+
+#[tokio::test]
+async fn history_has_one_created_row_each_tracked_change_and_missing_and_returned() {
+    use partner_center_sync::store::{history, referrals};
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let write = |rows: Vec<_>, run: i64, full: bool, mark: bool| async move {
+        let t = sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("SELECT now()")
+            .fetch_one(pool)
+            .await
+            .expect("now");
+        let mut tx = pool.begin().await.expect("tx");
+        let out = referrals::upsert(&mut tx, &rows, t, Some(run), full)
+            .await
+            .expect("upsert");
+        if mark {
+            referrals::mark_missing(&mut tx, t, Some(run))
+                .await
+                .expect("mark");
+        }
+        tx.commit().await.expect("commit");
+        out
+    };
+    let a1 = referral("a", "New", "Pending", "100", "ana@p.example", "x");
+    let b1 = referral("b", "New", "Pending", "5", "bo@p.example", "x");
+    write(vec![a1.clone(), b1.clone()], 1, true, false).await;
+    // Only an untracked field moves: no history row, though the row is updated.
+    let a_note = referral("a", "New", "Pending", "100", "ana@p.example", "y");
+    let out = write(vec![a_note], 2, false, false).await;
+    assert_eq!(out.updated, 1);
+    let a2 = referral("a", "Active", "Accepted", "250.5", "cy@p.example", "y");
+    let out = write(vec![a2.clone()], 3, true, true).await;
+    assert_eq!(out.status_changes.len(), 1);
+    write(vec![a2, b1], 4, true, true).await;
+
+    let shown =
+        |rows: Vec<history::ChangeRow>| -> Vec<(i64, String, Option<String>, Option<String>)> {
+            rows.into_iter()
+                .map(|c| (c.run_id.unwrap_or(0), c.field, c.old, c.new))
+                .collect()
+        };
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        shown(history::for_referral(pool, "a").await.expect("a")),
+        [
+            (1, "created".into(), None, s("New")),
+            (3, "status".into(), s("New"), s("Active")),
+            (3, "substatus".into(), s("Pending"), s("Accepted")),
+            (3, "deal_value".into(), s("100"), s("250.5")),
+            (3, "team".into(), s("ana@p.example"), s("cy@p.example")),
+        ]
+    );
+    assert_eq!(
+        shown(history::for_referral(pool, "b").await.expect("b")),
+        [
+            (1, "created".into(), None, s("New")),
+            (3, "missing".into(), None, None),
+            (4, "returned".into(), None, None),
+        ]
+    );
+    let page = history::page(pool, None, 0, 3).await.expect("page");
+    assert_eq!(page.len(), 3);
+    let rest = history::page(pool, None, page[2].id, 100)
+        .await
+        .expect("rest");
+    assert_eq!(rest.len(), 5);
+}
+
+#[tokio::test]
+async fn without_a_sign_in_the_operator_hears_sign_in_required_and_then_sync_stale_once() {
+    let s = Setup::signed_out(3).await;
+    s.write_config(
+        "notify_stale_after = \"1s\"",
+        "[[notify]]\nname = \"hook\"\nformat = \"json\"\nurl_env = \"URL_HOOK\"\nsecret_file = \"hmac_key\"\nevents = [\"sign_in_required\", \"sync_stale\"]\n",
+    );
+    let d = s.spawn().await;
+    let r = &s.receiver;
+    let sign_in = wait_for!(d, 30, "sign_in_required", {
+        r.events("hook", "sign_in_required").into_iter().next()
+    });
+    assert!(
+        sign_in["reason"].as_str().is_some_and(|t| !t.is_empty()),
+        "{sign_in}"
+    );
+    let stale = wait_for!(
+        d,
+        30,
+        "sync_stale",
+        r.events("hook", "sync_stale").into_iter().next()
+    );
+    assert_eq!(stale["last_success_at"], Value::Null);
+    // Later checks and failed runs of the same spell send nothing more.
+    let (status, _) = d.get("/healthz").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(r.events("hook", "sync_stale").len(), 1);
+    assert_eq!(r.events("hook", "sign_in_required").len(), 1);
+    for hit in r.delivered("hook") {
+        verify_signature(&hit);
+    }
 }
