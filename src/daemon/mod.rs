@@ -1,8 +1,8 @@
 //! The daemon: builds everything from config and owns the control loop.
 //!
 //! Phases, as types: [`Daemon::build`] connects, migrates, closes stale runs and binds;
-//! [`Daemon::run_until`] starts the scheduler, the single sync worker and the HTTP
-//! server, then acts on one `Control` message at a time until told to stop, and
+//! [`Daemon::run_until`] starts the scheduler, the single sync worker, the notification
+//! delivery task (`notify::deliver`) and the HTTP server, then acts on one `Control` message at a time until told to stop, and
 //! drains. Tests call the same two functions with their own shutdown future, as
 //! systemd's `run` does with none.
 //!
@@ -183,6 +183,14 @@ impl Daemon {
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
         let stop_worker = CancellationToken::new();
         let mut worker = tokio::spawn(worker::run(shared.clone(), trigger_rx, stop_worker.clone()));
+        // Its own task and connections: a slow or failing webhook never holds up a run.
+        let stop_notify = CancellationToken::new();
+        let notifier = tokio::spawn(crate::notify::deliver::run(
+            shared.pool.clone(),
+            shared.config.subscribe(),
+            shared.metrics.clone(),
+            stop_notify.clone(),
+        ));
         let (stop_http, server) = serve(listener, &shared, handle);
 
         let mut scheduler = Some(start_scheduler(&shared).await?);
@@ -248,6 +256,9 @@ impl Daemon {
             scheduler.stop().await;
         }
         stop_worker.cancel();
+        // A delivery cut short is sent again after its lease: at least once, never lost.
+        stop_notify.cancel();
+        notifier.abort();
         match drain(&mut worker, grace, signals.next()).await {
             Drain::Finished => {}
             Drain::Abandoned => {

@@ -35,6 +35,9 @@ use crate::store::read::ReferralSort;
         super::api::list_companies,
         super::api::list_runs,
         super::api::get_run,
+        super::history::referral_changes,
+        super::history::changes,
+        super::history::notifications_list,
         super::ops::trigger,
         super::ops::healthz,
         super::ops::readyz,
@@ -224,6 +227,34 @@ pub struct SortQuery;
 pub struct ReferralPageQuery;
 pub struct CompanyQuery;
 pub struct RunQuery;
+/// `since`, `cursor`, `limit` of the change feed.
+pub struct ChangeQuery;
+/// `limit` of the notification list.
+pub struct NotificationQuery;
+
+impl IntoParams for ChangeQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            query(
+                "since",
+                Kind::Text,
+                "Changes observed at or after this RFC 3339 time or date (YYYY-MM-DD, midnight UTC).",
+            ),
+            query("cursor", Kind::Text, "The previous page's next_cursor."),
+            query("limit", Kind::Int(1, 1000), "Page size (default 100)."),
+        ]
+    }
+}
+
+impl IntoParams for NotificationQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![query(
+            "limit",
+            Kind::Int(1, 500),
+            "How many, newest first (default 50).",
+        )]
+    }
+}
 
 impl IntoParams for FilterQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
@@ -307,6 +338,9 @@ mod tests {
             "/api/v1/partner-center/companies",
             "/api/v1/partner-center/sync-runs",
             "/api/v1/partner-center/sync-runs/{id}",
+            "/api/v1/partner-center/referrals/{id}/changes",
+            "/api/v1/partner-center/changes",
+            "/api/v1/partner-center/notifications",
             "/healthz",
             "/readyz",
             "/metrics",
@@ -314,6 +348,6 @@ mod tests {
         ] {
             assert!(documented.contains(&path), "{path} is not documented");
         }
-        assert_eq!(documented.len(), 12, "{documented:?}");
+        assert_eq!(documented.len(), 15, "{documented:?}");
     }
 }

@@ -9,8 +9,10 @@
 pub mod companies;
 pub mod compression;
 pub mod filter;
+pub mod history;
 pub mod legacy;
 pub mod lock;
+pub mod notifications;
 pub mod pipeline;
 pub mod read;
 pub mod referrals;

@@ -10,6 +10,7 @@ mod daemon;
 mod demo;
 mod http_api;
 mod journald;
+mod notify;
 mod schema;
 mod support;
 mod sync;
