@@ -90,6 +90,8 @@ pub struct Daemon {
     sign_in_watch: Arc<SignInWatch>,
     load_options: Option<LoadOptions>,
     log: Option<LogHandle>,
+    /// Routes served beside the daemon's own (the demo's inbox), behind `api_token` too.
+    extra_routes: Option<axum::Router>,
 }
 
 impl Daemon {
@@ -144,7 +146,15 @@ impl Daemon {
             sign_in_watch: Arc::default(),
             load_options,
             log,
+            extra_routes: None,
         })
+    }
+
+    /// Serves `routes` beside the daemon's own, so a tool around the daemon (the demo) can
+    /// show its data in the same page without another origin.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.extra_routes = Some(routes);
+        self
     }
 
     /// The address actually bound (tests bind port 0).
@@ -177,12 +187,13 @@ impl Daemon {
             mut control_rx,
             load_options,
             log,
+            extra_routes,
             ..
         } = self;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
         let stop_worker = CancellationToken::new();
         let mut worker = tokio::spawn(worker::run(shared.clone(), trigger_rx, stop_worker.clone()));
-        let (stop_http, server) = serve(listener, &shared, handle);
+        let (stop_http, server) = serve(listener, &shared, handle, extra_routes);
 
         let mut scheduler = Some(start_scheduler(&shared).await?);
         let startup = { shared.config.borrow().clone() };
@@ -278,6 +289,7 @@ fn serve(
     listener: TcpListener,
     shared: &Shared,
     handle: DaemonHandle,
+    extra_routes: Option<axum::Router>,
 ) -> (CancellationToken, JoinHandle<std::io::Result<()>>) {
     let state = crate::http::AppState {
         pool: shared.pool.clone(),
@@ -288,7 +300,7 @@ fn serve(
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, crate::http::router(state))
+        axum::serve(listener, crate::http::router(state, extra_routes))
             .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await
     });

@@ -41,21 +41,24 @@ pub struct AppState {
 }
 
 /// The whole application router. Health, readiness and metrics stay open; the
-/// trigger and data endpoints require `api_token` when it is set.
-pub fn router(state: AppState) -> Router {
+/// trigger and data endpoints, and `extra` routes (the demo's), require `api_token` when
+/// it is set.
+pub fn router(state: AppState, extra: Option<Router>) -> Router {
+    let guard = axum::middleware::from_fn_with_state(state.clone(), auth::require_api_token);
     let protected = Router::new()
         .merge(api::router())
         .merge(export::router())
         .merge(ops::protected_router())
         // `route_layer`: only matched routes are guarded, so an unknown path is a 404,
         // not a 401 that would hint something exists there.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_token,
-        ));
-    Router::new()
+        .route_layer(guard.clone());
+    let app = Router::new()
         .merge(ops::open_router())
         .merge(ui::router())
         .merge(protected)
-        .with_state(state)
+        .with_state(state);
+    match extra {
+        Some(extra) => app.merge(extra.route_layer(guard)),
+        None => app,
+    }
 }
