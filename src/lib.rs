@@ -10,6 +10,7 @@
 //! - [`partner_center`]: the Referrals API client: paging, retries, wire types.
 //! - [`store`]: PostgreSQL: pool, migrations (then lz4 payloads where the server has it), upserts, run history, read queries.
 //! - [`sync`]: one sync run: fetch pages, upsert rows, advance the watermark with the last page.
+//! - [`notify`]: the notifications outbox a run fills and the task that delivers it to webhooks.
 //! - [`scheduler`]: interval or cron ticks pushed into a one-slot trigger channel.
 //! - [`daemon`]: builds everything from config and runs one control loop (signals, the HTTP
 //!   trigger, reload, shutdown); `http` sees it only through [`daemon::handle`].
@@ -30,6 +31,7 @@ pub mod exit;
 pub mod export;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod partner_center;
 pub mod scheduler;

@@ -41,6 +41,11 @@ pub struct ReferralStatusLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -59,6 +64,13 @@ pub struct Metrics {
     /// Referrals present in Partner Center (not marked missing) by status, refreshed after
     /// each run from the table so a restart or the passive host of an HA pair shows them too.
     pub referrals: Family<ReferralStatusLabels, Gauge>,
+    /// Notifications waiting per destination (the backlog), refreshed at scrape time.
+    pub notifications_pending: Family<DestinationLabels, Gauge>,
+    /// Failed delivery attempts per destination.
+    pub notifications_failed: Family<DestinationLabels, Counter>,
+    pub notifications_delivered: Family<DestinationLabels, Counter>,
+    /// 0 once a destination has failed `notify_unhealthy_after` times in a row.
+    pub notifications_healthy: Family<DestinationLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -167,6 +179,30 @@ impl Metrics {
             "Referrals in the table that Partner Center still returns, by status",
             referrals.clone(),
         );
+        let notifications_pending = Family::<DestinationLabels, Gauge>::default();
+        r.register(
+            "notifications_pending",
+            "Notifications not yet delivered, per destination",
+            notifications_pending.clone(),
+        );
+        let notifications_failed = Family::<DestinationLabels, Counter>::default();
+        r.register(
+            "notifications_failed",
+            "Failed notification delivery attempts, per destination",
+            notifications_failed.clone(),
+        );
+        let notifications_delivered = Family::<DestinationLabels, Counter>::default();
+        r.register(
+            "notifications_delivered",
+            "Notifications delivered, per destination",
+            notifications_delivered.clone(),
+        );
+        let notifications_healthy = Family::<DestinationLabels, Gauge>::default();
+        r.register(
+            "notifications_destination_healthy",
+            "1 while a notification destination delivers, 0 after repeated failures",
+            notifications_healthy.clone(),
+        );
         Self {
             registry: Arc::new(root),
             runs,
@@ -182,6 +218,10 @@ impl Metrics {
             skipped_runs,
             api_request_duration,
             referrals,
+            notifications_pending,
+            notifications_failed,
+            notifications_delivered,
+            notifications_healthy,
         }
     }
 
@@ -195,6 +235,12 @@ impl Metrics {
                     status: status.clone(),
                 })
                 .set(*n);
+        }
+    }
+
+    pub fn destination(name: &str) -> DestinationLabels {
+        DestinationLabels {
+            destination: name.to_owned(),
         }
     }
 

@@ -63,6 +63,9 @@ pub enum Command {
     /// Every referral matching the filters on stdout, as CSV or JSON lines (the HTTP API's
     /// filters; list filters repeat or take comma-separated values).
     Export(Box<export::ExportArgs>),
+    /// Notification destinations (`[[notify]]` in the config file).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Sign-in state, the last sync runs and, when it runs, the daemon's health.
     Status {
         /// Print JSON on stdout.
@@ -95,6 +98,15 @@ pub enum ConfigCommand {
     Check,
     /// Print each effective value and where it came from; secrets are redacted.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send one sample of each event to the destination NAME, in its format.
+    Test {
+        /// The `name` of a [[notify]] table.
+        name: String,
+    },
 }
 
 /// A command that failed: what to print, and the exit code to end with.
@@ -213,6 +225,9 @@ async fn dispatch(
                     .unwrap_or_default();
                 println!("{key} = {value}  # {source}");
             }
+            for (key, value) in loaded.config.notify_display() {
+                println!("{key} = {value}  # file");
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -237,6 +252,21 @@ async fn dispatch(
             .map_err(|e| CommandError::new(Exit::Failure, e)),
         Command::Export(args) => export::run(&loaded.config, *args).await,
         Command::Status { json } => status::run(&loaded.config, json).await,
+        Command::Notify(NotifyCommand::Test { name }) => {
+            use crate::notify::test_send::{TestSendError, run};
+            match run(&loaded.config, &name).await {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    Ok(())
+                }
+                Err(e @ TestSendError::UnknownDestination { .. }) => {
+                    Err(CommandError::new(Exit::Config, e))
+                }
+                Err(e) => Err(CommandError::new(Exit::Failure, e)),
+            }
+        }
         Command::Run => {
             loaded.warn_shadowed_keys();
             let daemon = Daemon::build(loaded.config, Some(options), Some(log)).await?;

@@ -157,6 +157,11 @@ pub const KEYS: &[Key] = &[
     key("full_reconcile_every", "HUNTER_PARTNER_CENTER_FULL_RECONCILE_EVERY", Parse::Duration(at!(full_reconcile_every)), Plain, Live, "period of full passes"),
     key("run_deadline", "HUNTER_PARTNER_CENTER_RUN_DEADLINE", Parse::Duration(at!(run_deadline)), Plain, Live, "longest run"),
     key("shutdown_grace", "HUNTER_PARTNER_CENTER_SHUTDOWN_GRACE", Parse::Duration(at!(shutdown_grace)), Plain, Live, "time to commit on SIGTERM"),
+    key("public_url", "HUNTER_PARTNER_CENTER_PUBLIC_URL", Parse::OptionalText(at!(public_url)), Plain, Live, "web UI address for links in notifications"),
+    key("notify_expiring_within", "HUNTER_PARTNER_CENTER_NOTIFY_EXPIRING_WITHIN", Parse::Duration(at!(notify_expiring_within)), Plain, Live, "expiry warning window"),
+    key("notify_digest_over", "HUNTER_PARTNER_CENTER_NOTIFY_DIGEST_OVER", Parse::Count(at!(notify_digest_over)), Plain, Live, "events per run and destination before a digest"),
+    key("notify_stale_after", "HUNTER_PARTNER_CENTER_NOTIFY_STALE_AFTER", Parse::Duration(at!(notify_stale_after)), Plain, Live, "time without a successful run before sync_stale"),
+    key("notify_unhealthy_after", "HUNTER_PARTNER_CENTER_NOTIFY_UNHEALTHY_AFTER", Parse::Count(at!(notify_unhealthy_after)), Plain, Live, "failures in a row before a destination is unhealthy"),
 ];
 
 /// What `config show` prints for a key without a value.
@@ -275,13 +280,28 @@ impl Key {
 /// The keys whose value differs between the running configuration and a reloaded one,
 /// in table order, each with what the reload does about it.
 pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
-    KEYS.iter()
+    let mut out: Vec<Change> = KEYS
+        .iter()
         .filter(|k| k.differs(old, new))
         .map(|k| Change {
             key: k.name,
             reload: k.reload,
         })
-        .collect()
+        .collect();
+    let same_destinations = old.notify.len() == new.notify.len()
+        && old
+            .notify
+            .iter()
+            .zip(&new.notify)
+            .all(|(a, b)| a.same_as(b));
+    if !same_destinations {
+        // The delivery task is built with its destinations at start-up.
+        out.push(Change {
+            key: "notify",
+            reload: Reload::Restart,
+        });
+    }
+    out
 }
 
 impl Config {
@@ -290,6 +310,7 @@ impl Config {
         for k in KEYS.iter().filter(|k| k.reload == Reload::Restart) {
             k.copy(running, self);
         }
+        self.notify.clone_from(&running.notify);
     }
 }
 

@@ -17,6 +17,7 @@
 mod env;
 mod error;
 mod keys;
+mod notify;
 mod parse;
 mod validate;
 
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Format, Toml};
+use figment::providers::{Format as _, Toml};
 use figment::value::Value;
 use secrecy::SecretString;
 use url::Url;
@@ -34,6 +35,7 @@ use url::Url;
 pub use env::{Shadowed, UnknownEnv};
 pub use error::{ConfigError, Problem, Source};
 pub use keys::{Change, KEYS, Key, Parse, Place, Reload, Show, changes, redact_url};
+pub use notify::{Destination, EventKind, Format};
 pub use validate::parse_cron;
 
 use parse::Values;
@@ -81,6 +83,18 @@ pub struct Config {
     pub full_reconcile_every: Duration,
     pub run_deadline: Duration,
     pub shutdown_grace: Duration,
+    /// Where users reach the web UI (`https://sync.example.com`), for links in messages.
+    pub public_url: Option<String>,
+    /// A New referral expiring within this is announced (once per referral and window).
+    pub notify_expiring_within: Duration,
+    /// More events than this for one destination in one run become one digest.
+    pub notify_digest_over: u32,
+    /// No successful run for this long is announced as `sync_stale`.
+    pub notify_stale_after: Duration,
+    /// A destination failing this many times in a row is reported unhealthy.
+    pub notify_unhealthy_after: u32,
+    /// The `[[notify]]` destinations.
+    pub notify: Vec<Destination>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +159,12 @@ impl Default for Config {
             full_reconcile_every: Duration::from_secs(24 * 3600),
             run_deadline: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(30),
+            public_url: None,
+            notify_expiring_within: Duration::from_secs(3 * 86400),
+            notify_digest_over: 10,
+            notify_stale_after: Duration::from_secs(3600),
+            notify_unhealthy_after: 3,
+            notify: Vec::new(),
         }
     }
 }
@@ -252,6 +272,12 @@ fn read(opts: &LoadOptions) -> Result<Read, ConfigError> {
     for key in KEYS {
         key.read(&mut values, &mut config);
     }
+    let env = notify::Env {
+        vars: &opts.env,
+        credentials_dir: opts.credentials_dir.as_deref(),
+        file: file.as_deref(),
+    };
+    config.notify = notify::read(&figment, &env, &mut values.problems);
     Ok(Read {
         config,
         values,
@@ -315,7 +341,7 @@ fn layer(
     };
     for k in file_keys
         .into_iter()
-        .filter(|k| !KEYS.iter().any(|key| key.name == k))
+        .filter(|k| k != notify::TABLE && !KEYS.iter().any(|key| key.name == k))
     {
         let hint = keys::closest(&k)
             .map(|c| format!("did you mean `{}` ({}, {})? ", c.name, c.env, c.doc))
@@ -385,6 +411,15 @@ impl Config {
     /// this is the only place values are turned into text.
     pub fn display_values(&self) -> Vec<(&'static str, String)> {
         KEYS.iter().map(|k| (k.name, k.show(self))).collect()
+    }
+
+    /// The `[[notify]]` destinations for `config show`, webhook URLs and keys redacted.
+    pub fn notify_display(&self) -> Vec<(String, String)> {
+        self.notify
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.display_lines(i))
+            .collect()
     }
 }
 

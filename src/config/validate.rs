@@ -44,6 +44,30 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
             );
         }
     }
+    if let Some(public) = &c.public_url {
+        if !Url::parse(public).is_ok_and(|u| u.has_host() && matches!(u.scheme(), "http" | "https"))
+        {
+            conv.problem(
+                "public_url",
+                format!("`{public}` is not an absolute http(s) URL"),
+                "write the address users open the web UI at, e.g. https://sync.example.com",
+            );
+        }
+    }
+    if c.notify_digest_over == 0 {
+        conv.problem(
+            "notify_digest_over",
+            "must be at least 1".into(),
+            "use e.g. 10: a run with more events for one destination sends one digest",
+        );
+    }
+    if c.notify_unhealthy_after == 0 {
+        conv.problem(
+            "notify_unhealthy_after",
+            "must be at least 1".into(),
+            "use e.g. 3",
+        );
+    }
     if c.sync_interval < Duration::from_secs(1) || c.sync_interval > Duration::from_secs(7 * 86400)
     {
         conv.problem(
@@ -171,7 +195,7 @@ fn valid_tenant(t: &str) -> bool {
 
 /// http is allowed only towards this machine, so the emulator and tests work while a
 /// production token can never cross the network in clear text.
-fn is_loopback(url: &Url) -> bool {
+pub(super) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

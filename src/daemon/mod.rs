@@ -193,6 +193,14 @@ impl Daemon {
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
         let stop_worker = CancellationToken::new();
         let mut worker = tokio::spawn(worker::run(shared.clone(), trigger_rx, stop_worker.clone()));
+        // Its own task and connections: a slow or failing webhook never holds up a run.
+        let stop_notify = CancellationToken::new();
+        let notifier = tokio::spawn(crate::notify::deliver::run(
+            shared.pool.clone(),
+            shared.config.subscribe(),
+            shared.metrics.clone(),
+            stop_notify.clone(),
+        ));
         let (stop_http, server) = serve(listener, &shared, handle, extra_routes);
 
         let mut scheduler = Some(start_scheduler(&shared).await?);
@@ -256,6 +264,9 @@ impl Daemon {
             scheduler.stop().await;
         }
         stop_worker.cancel();
+        // A delivery cut short is sent again after its lease: at least once, never lost.
+        stop_notify.cancel();
+        notifier.abort();
         match drain(&mut worker, grace, signals.next()).await {
             Drain::Finished => {}
             Drain::Abandoned => {

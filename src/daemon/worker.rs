@@ -101,6 +101,9 @@ pub(super) async fn run(
         };
         shared.slots.lock().await.running = None;
         update_auth_metrics(&shared.metrics, &result);
+        if let Err(SyncError::SignInRequired { reason }) = &result {
+            announce_sign_in_required(&shared.pool, &config_now(&shared), reason).await;
+        }
         if let Err(e) = refresh_last_success(&shared).await {
             tracing::debug!(event = "last_success_unknown", error = %e, "Could not read the last successful run.");
         }
@@ -189,6 +192,34 @@ pub(super) fn skip_disabled(metrics: &Metrics) {
         event = "feature_flag_disabled",
         "Scheduled sync skipped: the Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED=false)."
     );
+}
+
+fn config_now(shared: &Shared) -> Arc<crate::config::Config> {
+    shared.config.borrow().clone()
+}
+
+/// `sign_in_required` once per spell without sign-in: keyed by the last success.
+async fn announce_sign_in_required(pool: &PgPool, config: &crate::config::Config, reason: &str) {
+    if config.notify.is_empty() {
+        return;
+    }
+    let last = runs::last_success_at(pool).await.ok().flatten();
+    let key = format!(
+        "sign_in_required:{}",
+        last.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
+    );
+    let data = serde_json::json!({"reason": reason, "last_success_at": last});
+    if let Err(e) = crate::notify::enqueue::operator(
+        pool,
+        &config.notify,
+        crate::config::EventKind::SignInRequired,
+        &key,
+        data,
+    )
+    .await
+    {
+        tracing::warn!(event = "notify_store_error", error = %e, "Could not enqueue the sign-in-required notification.");
+    }
 }
 
 fn update_auth_metrics(metrics: &Metrics, result: &Result<RunSummary, SyncError>) {

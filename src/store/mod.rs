@@ -3,7 +3,9 @@
 pub mod companies;
 pub mod compression;
 pub mod filter;
+pub mod history;
 pub mod lock;
+pub mod notifications;
 pub mod pipeline;
 pub mod read;
 pub mod referrals;

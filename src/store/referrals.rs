@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, PgPool};
 
-use super::StoreError;
+use super::{StoreError, history};
 
 /// One referral ready to upsert: typed columns plus the raw payload.
 #[derive(Clone, Debug)]
@@ -39,6 +39,22 @@ pub struct UpsertOutcome {
     pub unchanged: u64,
     /// Rows whose company aggregates may have moved: inserted, changed, or back from missing.
     pub changes: Vec<Changed>,
+    /// Ids seen for the first time.
+    pub created: Vec<String>,
+    /// Rows whose status or substatus moved, for notifications.
+    pub status_changes: Vec<StatusChange>,
+    /// Ids that were marked missing and came back.
+    pub returned: Vec<String>,
+}
+
+/// A status (or substatus) move as the history recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusChange {
+    pub id: String,
+    pub old_status: Option<String>,
+    pub old_substatus: Option<String>,
+    pub new_status: Option<String>,
+    pub new_substatus: Option<String>,
 }
 
 /// A written row as it was before the write, for company bookkeeping.
@@ -60,10 +76,16 @@ pub struct Changed {
 /// that was marked missing is brought back; on full passes every row returned gets
 /// `last_seen_at` stamped, so the end of the pass can tell which referrals were not
 /// returned.
+///
+/// The change history is written by the same statements (see `history.rs`): a
+/// `created` row per new id, a row per tracked field an update moved (computed by
+/// PostgreSQL from the old and the new row), a `returned` row per id back from missing.
+/// `seen_at` is the history's `observed_at`, `run_id` its run.
 pub async fn upsert(
     conn: &mut PgConnection,
     rows: &[ReferralRow],
     seen_at: DateTime<Utc>,
+    run_id: Option<i64>,
     full: bool,
 ) -> Result<UpsertOutcome, StoreError> {
     if rows.is_empty() {
@@ -91,10 +113,9 @@ pub async fn upsert(
         })
         .collect();
     copy_new(conn, &new, seen_at).await?;
-    let updated: HashSet<String> = update_changed(conn, &old, seen_at)
-        .await?
-        .into_iter()
-        .collect();
+    history::record_created(conn, &new, seen_at, run_id).await?;
+    let written = update_changed(conn, &old, seen_at, run_id).await?;
+    let updated: HashSet<String> = written.iter().map(|w| w.id.clone()).collect();
     let rest: Vec<&str> = old
         .iter()
         .map(|r| r.id.as_str())
@@ -127,13 +148,38 @@ pub async fn upsert(
             });
         }
     }
+    let returned: Vec<String> = restored
+        .iter()
+        .filter(|id| existing.get(*id).is_some_and(|(_, missing)| *missing))
+        .cloned()
+        .collect();
+    history::record_returned(conn, &returned, seen_at, run_id).await?;
     let inserted = new.len() as u64;
     let updated = updated.len() as u64;
+    let mut status_changes = Vec::new();
+    let mut back = returned;
+    for w in written {
+        if w.was_missing {
+            back.push(w.id.clone());
+        }
+        if w.old_status != w.new_status || w.old_substatus != w.new_substatus {
+            status_changes.push(StatusChange {
+                id: w.id,
+                old_status: w.old_status,
+                old_substatus: w.old_substatus,
+                new_status: w.new_status,
+                new_substatus: w.new_substatus,
+            });
+        }
+    }
     Ok(UpsertOutcome {
         inserted,
         updated,
         unchanged: (rows.len() as u64).saturating_sub(inserted + updated),
         changes,
+        created: new.iter().map(|r| r.id.clone()).collect(),
+        status_changes,
+        returned: back,
     })
 }
 
@@ -234,12 +280,26 @@ fn copy_timestamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// Updates the rows whose payload differs from the stored one; returns their ids.
+/// An updated row: its id, whether it was missing, and its status before and after.
+#[derive(sqlx::FromRow)]
+struct Written {
+    id: String,
+    was_missing: bool,
+    old_status: Option<String>,
+    old_substatus: Option<String>,
+    new_status: Option<String>,
+    new_substatus: Option<String>,
+}
+
+/// Updates the rows whose payload differs from the stored one, and records in the change
+/// history what moved. `o` is the same table joined again: a statement's scans see the
+/// rows as they were before it, so `o` holds the old values `RETURNING` compares with.
 async fn update_changed(
     conn: &mut PgConnection,
     rows: &[&ReferralRow],
     seen_at: DateTime<Utc>,
-) -> Result<Vec<String>, StoreError> {
+    run_id: Option<i64>,
+) -> Result<Vec<Written>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -248,21 +308,36 @@ async fn update_changed(
             .map(|r| f(r).as_deref())
             .collect::<Vec<Option<&str>>>()
     };
-    Ok(sqlx::query_scalar::<_, String>(
-        "UPDATE partner_center_referrals AS r SET
-             engagement_id = i.engagement_id, name = i.name, status = i.status, substatus = i.substatus,
-             type = i.type, qualification = i.qualification, direction = i.direction,
-             customer_name = i.customer_name, customer_country = i.customer_country,
-             customer_domain = i.customer_domain, deal_value = i.deal_value::numeric, currency = i.currency,
-             created_at = i.created_at, updated_at = i.updated_at, etag = i.etag, payload = i.payload::jsonb,
-             last_seen_at = $18, missing_since = NULL
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
-            AS i(id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
-                 customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload)
-         WHERE r.id = i.id AND r.payload IS DISTINCT FROM i.payload::jsonb
-         RETURNING r.id",
+    Ok(sqlx::query_as::<_, Written>(
+        "WITH u AS (
+             UPDATE partner_center_referrals AS r SET
+                 engagement_id = i.engagement_id, name = i.name, status = i.status, substatus = i.substatus,
+                 type = i.type, qualification = i.qualification, direction = i.direction,
+                 customer_name = i.customer_name, customer_country = i.customer_country,
+                 customer_domain = i.customer_domain, deal_value = i.deal_value::numeric, currency = i.currency,
+                 created_at = i.created_at, updated_at = i.updated_at, etag = i.etag, payload = i.payload::jsonb,
+                 last_seen_at = $18, missing_since = NULL
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                    $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
+                AS i(id, engagement_id, name, status, substatus, type, qualification, direction, customer_name,
+                     customer_country, customer_domain, deal_value, currency, created_at, updated_at, etag, payload),
+                partner_center_referrals AS o
+             WHERE r.id = i.id AND o.id = i.id AND r.payload IS DISTINCT FROM i.payload::jsonb
+             RETURNING r.id, o.missing_since IS NOT NULL AS was_missing,
+                 o.status AS old_status, o.substatus AS old_substatus,
+                 r.status AS new_status, r.substatus AS new_substatus,
+                 referral_tracked_values(o.status, o.substatus, o.deal_value, o.currency, o.qualification, o.payload) AS old_v,
+                 referral_tracked_values(r.status, r.substatus, r.deal_value, r.currency, r.qualification, r.payload) AS new_v
+         ), history AS (
+             INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field, old_value, new_value)
+             SELECT u.id, $18, $19, f.field, f.old, f.new
+             FROM u CROSS JOIN LATERAL unnest(referral_tracked_names(), u.old_v, u.new_v) AS f(field, old, new)
+             WHERE f.old IS DISTINCT FROM f.new
+             UNION ALL
+             SELECT u.id, $18, $19, 'returned', NULL, NULL FROM u WHERE u.was_missing
+         )
+         SELECT id, was_missing, old_status, old_substatus, new_status, new_substatus FROM u",
     )
     .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
     .bind(col(|r| &r.engagement_id))
@@ -282,6 +357,7 @@ async fn update_changed(
     .bind(col(|r| &r.etag))
     .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
     .bind(seen_at)
+    .bind(run_id)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -293,16 +369,25 @@ pub struct Marked {
 }
 
 /// At the end of a full pass: referrals the pass did not return (their `last_seen_at`
-/// predates the pass) get `missing_since`; they are never deleted.
+/// predates the pass) get `missing_since`, and a `missing` row in the change history;
+/// they are never deleted.
 pub async fn mark_missing(
     conn: &mut PgConnection,
     pass_started: DateTime<Utc>,
+    run_id: Option<i64>,
 ) -> Result<Marked, StoreError> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "UPDATE partner_center_referrals SET missing_since = now()
-         WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id",
+        "WITH m AS (
+             UPDATE partner_center_referrals SET missing_since = now()
+             WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id
+         ), history AS (
+             INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field)
+             SELECT id, $1, $2, 'missing' FROM m
+         )
+         SELECT id FROM m",
     )
     .bind(pass_started)
+    .bind(run_id)
     .fetch_all(conn)
     .await?;
     Ok(Marked {

@@ -37,6 +37,7 @@ use tracing::Instrument;
 use crate::auth::TokenProvider;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::notify::enqueue::Enqueuer;
 use crate::partner_center::{PartnerCenterClient, RetryBudget};
 use crate::store::runs::Counts;
 use crate::store::state::SyncState;
@@ -218,6 +219,13 @@ impl SyncEngine {
         cancel: &CancellationToken,
     ) -> Result<RunSummary, SyncError> {
         let pool = &self.inner.pool;
+        // Outbox rows held by runs that ended without releasing them (a crash, a failed
+        // commit): under the lock, no run is writing, so all of them are released now.
+        {
+            let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+            store::notifications::release(&mut conn, None, self.inner.config.notify_digest_over)
+                .await?;
+        }
         for stale in runs::close_stale(pool, request.run_id).await? {
             tracing::warn!(
                 event = "stale_run_closed",
@@ -267,6 +275,13 @@ impl SyncEngine {
                 let message = e.to_string();
                 let mut conn = pool.acquire().await.map_err(StoreError::from)?;
                 runs::finish(&mut conn, run_id, status, Some(&message)).await?;
+                // What the committed batches enqueued is delivered, not lost with the run.
+                store::notifications::release(
+                    &mut conn,
+                    Some(run_id),
+                    self.inner.config.notify_digest_over,
+                )
+                .await?;
                 match &e {
                     SyncError::Cancelled => {
                         // Shutdown asked for it: nothing failed, no operator has to act.
@@ -288,10 +303,12 @@ impl SyncEngine {
         request: &RunRequest,
         cancel: &CancellationToken,
     ) -> Result<RunSummary, SyncError> {
+        let notify = Enqueuer::for_run(&self.inner.pool, &self.inner.config, run_id).await?;
         let mut writer = Writer {
             pool: &self.inner.pool,
             metrics: &self.inner.metrics,
             run_id,
+            notify,
             next_state: None,
             writing: Duration::ZERO,
         };

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::plan::Plan;
 use super::{Pass, Sink, SyncError, Totals, extract};
 use crate::metrics::Metrics;
+use crate::notify::enqueue::Enqueuer;
 use crate::partner_center::{
     ListQuery, Page, PartnerCenterClient, PcError, ReferralPages, RetryBudget,
 };
@@ -313,6 +314,8 @@ pub(super) struct Writer<'a> {
     pub pool: &'a sqlx::PgPool,
     pub metrics: &'a Metrics,
     pub run_id: i64,
+    /// Fills the notifications outbox in the same transactions.
+    pub notify: Enqueuer,
     /// The cursor the last batch saves, known once the first page has arrived.
     pub next_state: Option<SyncState>,
     /// Time spent in transactions.
@@ -360,7 +363,15 @@ impl Sink for Writer<'_> {
         let clock = Instant::now();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         store::state::relax_durability(&mut tx).await?;
-        let outcome = referrals::upsert(&mut tx, &flat.rows, pass.started_at, full).await?;
+        let outcome = referrals::upsert(
+            &mut tx,
+            &flat.rows,
+            pass.started_at,
+            Some(self.run_id),
+            full,
+        )
+        .await?;
+        self.notify.batch(&mut tx, &outcome).await?;
         referrals::record_errors(&mut tx, self.run_id, &flat.errors).await?;
         companies::apply(&mut tx, &flat.rows, &outcome.changes).await?;
         let mut delta = Counts {
@@ -371,7 +382,9 @@ impl Sink for Writer<'_> {
         };
         if is_last {
             if full {
-                let marked = referrals::mark_missing(&mut tx, pass.started_at).await?;
+                let marked =
+                    referrals::mark_missing(&mut tx, pass.started_at, Some(self.run_id)).await?;
+                self.notify.missing(&mut tx, &marked.ids).await?;
                 companies::rebuild(&mut tx).await?;
                 delta.marked_missing = marked.count;
                 totals.sample_missing = marked.ids.into_iter().take(SAMPLE_IDS).collect();
@@ -379,6 +392,8 @@ impl Sink for Writer<'_> {
             if let Some(state) = &self.next_state {
                 store::state::save(&mut tx, state).await?;
             }
+            let created = totals.counts.inserted + delta.inserted;
+            self.notify.finish(&mut tx, created).await?;
         }
         runs::add_progress(&mut tx, self.run_id, &delta).await?;
         if is_last {
