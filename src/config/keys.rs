@@ -447,8 +447,10 @@ mod tests {
             "/config/partner-center-sync.toml"
         );
         let text = std::fs::read_to_string(path).expect("sample config");
-        // Set and commented-out settings alike: any line that is one TOML assignment.
+        // Set and commented-out settings alike: any line that is one TOML assignment,
+        // up to the `[[notify]]` example, whose keys belong to its tables.
         text.lines()
+            .take_while(|line| !line.contains("[[notify]]"))
             .filter_map(|line| {
                 let line = line.trim_start_matches('#').trim();
                 let table = toml::from_str::<toml::Table>(line).ok()?;

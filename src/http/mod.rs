@@ -4,6 +4,7 @@
 //! - `api.rs`: read-only data endpoints under `/api/v1/partner-center/`.
 //! - `params.rs`: their query parameters, and the referral filter the list, the
 //!   pipeline and the export share.
+//! - `history.rs`: change history and notifications (deliveries, destination health).
 //! - `export.rs`: the streamed CSV download of every referral matching a filter.
 //! - `ui.rs`: the single page at `/` and its embedded assets.
 //! - `present.rs`: what responses add to stored rows for display (domain in Unicode,
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod export;
+pub mod history;
 pub mod ops;
 pub mod params;
 pub mod present;
@@ -48,6 +50,7 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
     let protected = Router::new()
         .merge(api::router())
         .merge(export::router())
+        .merge(history::router())
         .merge(ops::protected_router())
         // `route_layer`: only matched routes are guarded, so an unknown path is a 404,
         // not a 401 that would hint something exists there.

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::history::{DestinationView, destinations};
 use crate::auth::AuthState;
 use crate::daemon::handle::{TriggerError, TriggerOutcome};
 use crate::store::runs::{self, RunRow, RunStatus};
@@ -48,6 +49,15 @@ struct Health {
     sync_interval_seconds: Option<u64>,
     sync_cron: Option<String>,
     shutting_down: bool,
+    notifications: NotificationsHealth,
+}
+
+/// Each destination's delivery health; `healthy` is false after `notify_unhealthy_after`
+/// failures in a row (its backlog is kept and retried).
+#[derive(Serialize)]
+struct NotificationsHealth {
+    healthy: bool,
+    destinations: Vec<DestinationView>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +94,11 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             Ok(Ok((c, l, s))) => (true, c, l, s),
             _ => (false, None, None, None),
         };
+    let notify = tokio::time::timeout(DB_PROBE_TIMEOUT, destinations(pool, &config))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     let auth = match state.daemon.current_auth_state().await {
         AuthState::Unknown => AuthHealth {
             state: "unknown",
@@ -125,6 +140,10 @@ async fn healthz(State(state): State<AppState>) -> Json<Health> {
             .then(|| config.sync_interval.as_secs()),
         sync_cron: config.sync_cron.clone(),
         shutting_down: state.daemon.is_shutting_down(),
+        notifications: NotificationsHealth {
+            healthy: notify.iter().all(|d| d.healthy),
+            destinations: notify,
+        },
     })
 }
 
@@ -175,6 +194,24 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     match crate::store::read::counts_by_status(&state.pool).await {
         Ok(counts) => state.metrics.set_referrals_by_status(&counts),
         Err(e) => tracing::debug!(error = %e, "Could not count referrals for /metrics."),
+    }
+    let config = state.config.borrow().clone();
+    match destinations(&state.pool, &config).await {
+        Ok(list) => {
+            for d in list {
+                let labels = crate::metrics::Metrics::destination(&d.name);
+                let m = &state.metrics;
+                m.notifications_pending
+                    .get_or_create(&labels)
+                    .set(d.pending);
+                m.notifications_healthy
+                    .get_or_create(&labels)
+                    .set(i64::from(d.healthy));
+                // Present from the first scrape, so a rate() has a start.
+                let _ = m.notifications_failed.get_or_create(&labels);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "Could not read notification health for /metrics."),
     }
     let wants_open_metrics = headers
         .get(header::ACCEPT)

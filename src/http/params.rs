@@ -168,6 +168,26 @@ impl Params {
     }
 
     /// The [`FILTER_PARAMS`] as a filter.
+    /// An RFC 3339 time or a date (midnight UTC), like `updated_since`.
+    pub fn since(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ParamError> {
+        self.one(name)?
+            .map(|v| parse_since(v).map_err(|e| ParamError::new(name, e.to_string())))
+            .transpose()
+    }
+
+    /// A cursor this API handed out: the id of the last row seen.
+    pub fn cursor(&self, name: &str) -> Result<i64, ParamError> {
+        match self.one(name)? {
+            None => Ok(0),
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ParamError::new(
+                    name,
+                    "pass the `next_cursor` of the previous page as it was given",
+                )
+            }),
+        }
+    }
+
     pub fn referral_filter(&self) -> Result<ReferralFilter, ParamError> {
         let updated_since = self
             .one("updated_since")?
