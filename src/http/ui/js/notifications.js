@@ -5,7 +5,7 @@
 import { API, api } from './api.js';
 import { openReferral } from './detail.js';
 import { $, el, showEmpty, slug } from './dom.js';
-import { num, plural, whenEl } from './format.js';
+import { absoluteDate, money, num, plural, whenEl } from './format.js';
 import { view } from './state.js';
 
 const DELIVERIES = 50;
@@ -24,9 +24,8 @@ const EVENTS = {
   referral_missing: 'Missing from Partner Center',
   sign_in_required: 'Sign-in required',
   sync_stale: 'Sync stale',
-  summary: 'Import summary',
+  import_summary: 'Import summary',
   digest: 'Digest',
-  test: 'Test message',
 };
 
 /** An event name in words, the name itself when it is one this page does not know. */
@@ -71,6 +70,32 @@ function deliveryRow(n) {
     el('td', { 'data-label': 'Error' }, n.last_error ? el('span', { class: 'error-text', 'data-testid': 'delivery-error' }, n.last_error) : null));
 }
 
+const statusText = (status, substatus) => [status, substatus && substatus !== 'None' ? substatus : null].filter(Boolean).join(' · ');
+
+/** What a `json` message says, in the words a chat message would use. */
+function messageLines(body) {
+  if (!body || typeof body !== 'object') return [String(body || '')];
+  const r = body.referral;
+  const lines = [];
+  if (body.event === 'import_summary') lines.push(`${num(body.imported)} referrals imported by the first sync.`);
+  if (body.event === 'digest') {
+    lines.push(`${plural(body.count, 'referral update', 'referral updates')} in one sync.`);
+    for (const item of (body.items || []).slice(0, 5)) {
+      if (item.referral) lines.push(`${eventLabel(item.event)}: ${item.referral.name || item.referral.id}`);
+    }
+  }
+  if (body.event === 'sign_in_required') lines.push(body.reason || 'The saved sign-in no longer works.');
+  if (body.event === 'sync_stale') lines.push(body.last_success_at ? `No successful sync since ${absoluteDate(body.last_success_at)}.` : 'No sync has succeeded yet.');
+  if (r) {
+    lines.push([r.name || r.id, r.customer_name].filter(Boolean).join(' — '));
+    const c = body.change;
+    if (c) lines.push(`${statusText(c.old_status, c.old_substatus)} → ${statusText(c.new_status, c.new_substatus)}`);
+    lines.push([statusText(r.status, r.substatus), r.deal_value ? money(r.deal_value, r.currency) : null,
+      r.expires_at ? `expires ${absoluteDate(r.expires_at)}` : null].filter(Boolean).join(' · '));
+  }
+  return lines.filter(Boolean);
+}
+
 async function loadInbox(mySeq) {
   if (inboxAbsent) return;
   let body;
@@ -85,16 +110,20 @@ async function loadInbox(mySeq) {
   const messages = body.messages || [];
   $('inbox').hidden = false;
   $('inbox-url').textContent = body.url || '';
-  $('inbox-list').replaceChildren(...messages.map((m) => el('li', { class: 'inbox-message', 'data-testid': 'inbox-message', 'data-event': m.event || '' },
-    el('div', { class: 'inbox-head' },
-      el('strong', {}, eventLabel(m.event)),
-      m.verified
-        ? el('span', { class: 'badge d-delivered', 'data-testid': 'inbox-verified', title: 'The HMAC-SHA256 signature matches the body' }, 'Signature verified')
-        : el('span', { class: 'badge d-failed', 'data-testid': 'inbox-verified' }, 'Signature invalid'),
-      whenEl(m.received_at)),
-    m.text ? el('p', { class: 'inbox-text' }, m.text) : null,
-    m.referral_id ? el('p', { class: 'small' }, referralLink(m.referral_id)) : null,
-    el('p', { class: 'small muted mono' }, `delivery ${m.delivery_id || '—'}`))));
+  $('inbox-list').replaceChildren(...messages.map((m) => {
+    const referral = m.body && m.body.referral;
+    return el('li', { class: 'inbox-message', 'data-testid': 'inbox-message', 'data-event': m.event || '' },
+      el('div', { class: 'inbox-head' },
+        el('strong', {}, eventLabel(m.event)),
+        m.verified
+          ? el('span', { class: 'badge d-delivered', 'data-testid': 'inbox-verified', title: 'The HMAC-SHA256 signature matches the timestamp and body' }, 'Signature verified')
+          : el('span', { class: 'badge d-failed', 'data-testid': 'inbox-verified' }, 'Signature invalid'),
+        m.duplicate ? el('span', { class: 'badge outline', title: 'This delivery id arrived before: a retry a receiver drops' }, 'duplicate') : null,
+        whenEl(m.received_at)),
+      el('p', { class: 'inbox-text', 'data-testid': 'inbox-text' }, messageLines(m.body).join('\n')),
+      referral && referral.id ? el('p', { class: 'small' }, referralLink(referral.id)) : null,
+      el('p', { class: 'small muted mono' }, `delivery ${m.delivery_id || '—'}`));
+  }));
   showEmpty('inbox-empty', messages.length === 0 ? 'Nothing received yet: messages appear here as the daemon delivers them.' : '');
 }
 
