@@ -10,7 +10,9 @@
 //! referral table reads (badges, dates, expiry, currency sort, columns, dark mode) and
 //! `browser/comfort.rs` the everyday helpers (token prompt, shortcuts, saved views, new
 //! since the last visit, runs paging) and `browser/pipeline.rs` money per currency and the
-//! CSV download (totals, the Pipeline view against SQL, the newer filters, Export CSV).
+//! CSV download (totals, the Pipeline view against SQL, the newer filters, Export CSV) and
+//! `browser/notify.rs` the change history and notifications (the timeline, the
+//! Notifications tab).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ use sqlx::PgPool;
 // Beside this file rather than in tests/, where Cargo would build each as its own binary.
 #[path = "browser/comfort.rs"]
 mod comfort;
+#[path = "browser/notify.rs"]
+mod notify;
 #[path = "browser/pipeline.rs"]
 mod pipeline;
 use crate::support;

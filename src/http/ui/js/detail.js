@@ -127,7 +127,7 @@ function renderReferral(r, changes, historyError) {
     el('h3', {}, 'Partner team'),
     people(r.team, 'No team members.', 'team'),
     el('h3', {}, 'Timeline'),
-    timeline(r, changes, historyError),
+    ...timeline(r, changes, historyError).filter(Boolean),
     el('details', { class: 'raw', 'data-testid': 'raw-json-section' },
       el('summary', { 'data-testid': 'raw-json-toggle' }, 'Raw JSON from Partner Center'),
       el('div', { class: 'raw-tools' }),

@@ -28,6 +28,9 @@ const EVENTS = {
   digest: 'Digest',
 };
 
+/** Every event a destination can ask for (the daemon's list). */
+const ALL_EVENTS = ['referral_new', 'referral_status_changed', 'referral_expiring', 'referral_missing', 'sign_in_required', 'sync_stale'];
+
 /** An event name in words, the name itself when it is one this page does not know. */
 export const eventLabel = (event) => EVENTS[event] || String(event || '—').replace(/_/g, ' ');
 
@@ -45,7 +48,8 @@ function referralLink(id) {
 }
 
 function destinationCard(d) {
-  const events = Array.isArray(d.events) && d.events.length > 0 ? d.events.map(eventLabel).join(', ') : 'every event';
+  const list = Array.isArray(d.events) ? d.events : [];
+  const events = list.length === 0 || ALL_EVENTS.every((e) => list.includes(e)) ? 'every event' : list.map(eventLabel).join(', ');
   return el('article', { class: `dest-card${d.healthy ? '' : ' unhealthy'}`, 'data-testid': 'destination', 'data-name': d.name, 'data-healthy': String(Boolean(d.healthy)) },
     el('div', { class: 'dest-head' },
       el('h3', {}, d.name),
