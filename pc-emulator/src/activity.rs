@@ -105,7 +105,8 @@ impl ActivityEngine {
         for position in store.visible_where(|k| k.status == "New") {
             let age = if self.rng.random_bool(0.2) {
                 // Expires within the next 48 hours (but not within the first hour).
-                self.rng.random_range(EXPIRES_AFTER - 48 * HOUR..EXPIRES_AFTER - HOUR)
+                self.rng
+                    .random_range(EXPIRES_AFTER - 48 * HOUR..EXPIRES_AFTER - HOUR)
             } else {
                 self.rng.random_range(6 * HOUR..EXPIRES_AFTER - 48 * HOUR)
             };

@@ -5,12 +5,12 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::activity::{ActivityChange, ActivityEngine};
 use crate::config::EmulatorConfig;
-use crate::timefmt;
 use crate::faults::FaultEngine;
 use crate::identity::Identity;
 use crate::redirect::Redirect;
 use crate::stats::StatsCollector;
 use crate::store::ReferralStore;
+use crate::timefmt;
 
 pub(crate) struct Shared {
     /// `http://127.0.0.1:PORT` (`https://` with TLS), known once the listener is bound.

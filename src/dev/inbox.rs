@@ -21,7 +21,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::{Destination, EventKind, Format};
-use crate::notify::deliver::{DELIVERY_ID_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
+use crate::notify::deliver::{
+    DELIVERY_ID_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature,
+};
 
 /// The destination's name, as the Notifications tab and the logs show it.
 pub const DESTINATION: &str = "demo-inbox";

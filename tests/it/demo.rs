@@ -61,7 +61,10 @@ async fn poll<T>(
         if let Some(hit) = found(&body) {
             return hit;
         }
-        assert!(Instant::now() < until, "nothing found at {url} within {limit:?}: {body}");
+        assert!(
+            Instant::now() < until,
+            "nothing found at {url} within {limit:?}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -163,7 +166,14 @@ async fn the_demo_signs_in_syncs_serves_the_ui_and_cleans_up_on_ctrl_c() {
     .await;
     assert_eq!(summary["verified"], true, "{summary}");
     assert_eq!(summary["body"]["imported"], REFERRALS, "{summary}");
-    let inbox: Value = http.get(&inbox_url).send().await.expect("inbox").json().await.expect("JSON");
+    let inbox: Value = http
+        .get(&inbox_url)
+        .send()
+        .await
+        .expect("inbox")
+        .json()
+        .await
+        .expect("JSON");
     assert!(
         messages(&inbox, "referral_new").next().is_none(),
         "no message per imported referral: {inbox}"
@@ -188,11 +198,15 @@ async fn the_demo_signs_in_syncs_serves_the_ui_and_cleans_up_on_ctrl_c() {
             .json()
             .await
             .expect("JSON");
-        moved = round["changes"].as_array().into_iter().flatten().find_map(|c| {
-            ["accepted", "won", "lost", "declined"]
-                .contains(&c["change"].as_str().unwrap_or_default())
-                .then(|| c["id"].as_str().unwrap_or_default().to_owned())
-        });
+        moved = round["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                ["accepted", "won", "lost", "declined"]
+                    .contains(&c["change"].as_str().unwrap_or_default())
+                    .then(|| c["id"].as_str().unwrap_or_default().to_owned())
+            });
         if moved.is_some() {
             break;
         }
@@ -203,7 +217,11 @@ async fn the_demo_signs_in_syncs_serves_the_ui_and_cleans_up_on_ctrl_c() {
         .send()
         .await
         .expect("trigger answers");
-    assert!(trigger.status().is_success() || trigger.status() == 409, "{}", trigger.status());
+    assert!(
+        trigger.status().is_success() || trigger.status() == 409,
+        "{}",
+        trigger.status()
+    );
     let changed = poll(&http, &inbox_url, Duration::from_secs(90), |inbox| {
         messages(inbox, "referral_status_changed")
             .chain(messages(inbox, "digest"))
@@ -220,9 +238,15 @@ async fn the_demo_signs_in_syncs_serves_the_ui_and_cleans_up_on_ctrl_c() {
     .fetch_all(&db.pool)
     .await
     .expect("history");
-    assert_eq!(history.first().map(|h| h.0.as_str()), Some("created"), "{history:?}");
+    assert_eq!(
+        history.first().map(|h| h.0.as_str()),
+        Some("created"),
+        "{history:?}"
+    );
     assert!(
-        history.iter().any(|(field, old, new)| field == "status" && old != new),
+        history
+            .iter()
+            .any(|(field, old, new)| field == "status" && old != new),
         "the status change is in the history: {history:?}"
     );
 

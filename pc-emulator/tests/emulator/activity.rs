@@ -49,17 +49,15 @@ async fn new_referrals_expire_days_ahead_some_within_48_hours() {
             let expires = time(&r["expirationDateTime"]).expect("a New referral has an expiry");
             let created = time(&r["createdDateTime"]).expect("created");
             let updated = time(&r["updatedDateTime"]).expect("updated");
-            assert_eq!(
-                expires - created,
-                chrono::Duration::days(14),
-                "{}",
-                r["id"]
-            );
+            assert_eq!(expires - created, chrono::Duration::days(14), "{}", r["id"]);
             assert!(updated >= created && updated <= Utc::now(), "{}", r["id"]);
             (expires - started).num_hours()
         })
         .collect();
-    assert!(hours.iter().all(|&h| (0..14 * 24).contains(&h)), "{hours:?}");
+    assert!(
+        hours.iter().all(|&h| (0..14 * 24).contains(&h)),
+        "{hours:?}"
+    );
     let soon = hours.iter().filter(|&&h| h < 48).count();
     assert!(
         soon * 10 >= new.len() && soon * 3 <= new.len(),
@@ -96,9 +94,16 @@ async fn rounds_move_referrals_along_their_lifecycle_the_same_way_for_a_seed() {
         rounds_b.extend(b.activity_round().expect("activity is on"));
         rounds_other.extend(other.activity_round().expect("activity is on"));
     }
-    assert_eq!(rounds_a, rounds_b, "the same seed changes the same referrals");
+    assert_eq!(
+        rounds_a, rounds_b,
+        "the same seed changes the same referrals"
+    );
     assert_ne!(rounds_a, rounds_other, "another seed changes others");
-    assert!(rounds_a.len() >= 50, "{} changes in 10 rounds", rounds_a.len());
+    assert!(
+        rounds_a.len() >= 50,
+        "{} changes in 10 rounds",
+        rounds_a.len()
+    );
 
     let after = by_id(a.truth());
     let mut seen = std::collections::HashSet::new();
@@ -128,10 +133,8 @@ async fn rounds_move_referrals_along_their_lifecycle_the_same_way_for_a_seed() {
         }
     }
     // The final state of a referral changed twice is its last change's.
-    let last: HashMap<&str, ChangeKind> = rounds_a
-        .iter()
-        .map(|c| (c.id.as_str(), c.kind))
-        .collect();
+    let last: HashMap<&str, ChangeKind> =
+        rounds_a.iter().map(|c| (c.id.as_str(), c.kind)).collect();
     for (id, kind) in last {
         let status = (
             after[id]["status"].as_str().unwrap_or_default(),
@@ -188,7 +191,11 @@ async fn timed_rounds_run_by_themselves_and_the_control_endpoint_runs_one_now() 
     let body: Value = response.json().await.expect("JSON");
     let changes = body["changes"].as_array().expect("changes");
     assert!(!changes.is_empty(), "{body}");
-    assert!(changes.iter().all(|c| c["id"].is_string() && c["change"].is_string()));
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["id"].is_string() && c["change"].is_string())
+    );
 
     let quiet = start(config()).await;
     let response = client
@@ -198,5 +205,11 @@ async fn timed_rounds_run_by_themselves_and_the_control_endpoint_runs_one_now() 
         .expect("answered");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = response.json().await.expect("JSON");
-    assert!(body["error"].as_str().unwrap_or_default().contains("--activity"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--activity"),
+        "{body}"
+    );
 }
