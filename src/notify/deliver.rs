@@ -34,8 +34,8 @@ pub const SIGNATURE_HEADER: &str = "X-PCS-Signature";
 
 /// How often the task looks for due rows.
 const POLL: Duration = Duration::from_secs(1);
-/// How often it checks whether the sync has gone stale.
-const STALE_CHECK: Duration = Duration::from_secs(30);
+/// How often it checks whether the sync has gone stale (one indexed query).
+const STALE_CHECK: Duration = Duration::from_secs(5);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(600);
 /// Characters of a receiver's answer kept in `last_error`.

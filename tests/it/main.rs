@@ -9,5 +9,6 @@ mod config_cli;
 mod daemon;
 mod demo;
 mod http_api;
+mod notify;
 mod support;
 mod sync;

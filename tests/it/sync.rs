@@ -50,7 +50,7 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         row("a", "New", "2025-01-01T00:00:00Z", "x@contoso.com"),
         row("b", "New", "2025-01-01T00:00:00Z", "y@contoso.com"),
     ];
-    let out = referrals::upsert(&mut tx, &rows, t0, true)
+    let out = referrals::upsert(&mut tx, &rows, t0, None, true)
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (2, 0, 0));
@@ -69,7 +69,7 @@ async fn upsert_counts_inserted_updated_unchanged_and_keeps_companies() {
         ),
         row("b", "New", "2025-01-01T00:00:00Z", "y@contoso.com"),
     ];
-    let out = referrals::upsert(&mut tx, &rows, t0, false)
+    let out = referrals::upsert(&mut tx, &rows, t0, None, false)
         .await
         .expect("upsert");
     assert_eq!((out.inserted, out.updated, out.unchanged), (0, 1, 1));
@@ -121,14 +121,14 @@ async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return(
         row("a", "New", "2025-01-01T00:00:00Z", "x@contoso.com"),
         row("b", "New", "2025-01-01T00:00:00Z", "y@contoso.com"),
     ];
-    referrals::upsert(&mut tx, &both, t0, true)
+    referrals::upsert(&mut tx, &both, t0, None, true)
         .await
         .expect("upsert");
     tx.commit().await.expect("commit");
 
     let t1 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
-    let out = referrals::upsert(&mut tx, &both[..1], t1, true)
+    let out = referrals::upsert(&mut tx, &both[..1], t1, None, true)
         .await
         .expect("upsert");
     assert_eq!(
@@ -136,17 +136,19 @@ async fn full_pass_marks_unreturned_referrals_missing_and_clears_them_on_return(
         (0, 0, 1),
         "a stamped, not counted as updated"
     );
-    let marked = referrals::mark_missing(&mut tx, t1).await.expect("mark");
+    let marked = referrals::mark_missing(&mut tx, t1, None)
+        .await
+        .expect("mark");
     assert_eq!(marked.ids, ["b"]);
     tx.commit().await.expect("commit");
 
     let t2 = seen_at(pool).await;
     let mut tx = pool.begin().await.expect("tx");
-    referrals::upsert(&mut tx, &both, t2, true)
+    referrals::upsert(&mut tx, &both, t2, None, true)
         .await
         .expect("upsert");
     assert_eq!(
-        referrals::mark_missing(&mut tx, t2)
+        referrals::mark_missing(&mut tx, t2, None)
             .await
             .expect("mark")
             .count,
@@ -1360,7 +1362,7 @@ mod properties {
     async fn write_and_check(pool: &PgPool, rows: &[ReferralRow]) -> Result<(), TestCaseError> {
         let now = seen_at(pool).await;
         let mut tx = pool.begin().await.expect("tx");
-        let written = referrals::upsert(&mut tx, rows, now, true).await;
+        let written = referrals::upsert(&mut tx, rows, now, None, true).await;
         prop_assert!(written.is_ok(), "the write failed: {written:?}");
         let written = written.expect("checked");
         prop_assert!(
