@@ -408,15 +408,16 @@ impl ReferralStore {
                 *v = timefmt::format((t + shift).min(cap)).into();
             }
         };
-        if let Value::Object(map) = &mut value {
-            for key in ["createdDateTime", "expirationDateTime", "acceptedDateTime"] {
-                map.get_mut(key).map(|v| moved(v, i64::MAX));
-            }
-            map.get_mut("updatedDateTime").map(|v| moved(v, latest));
-            if let Some(Value::Object(details)) = map.get_mut("details") {
-                details
-                    .get_mut("closingDateTime")
-                    .map(|v| moved(v, i64::MAX));
+        let fields = [
+            ("/createdDateTime", i64::MAX),
+            ("/expirationDateTime", i64::MAX),
+            ("/acceptedDateTime", i64::MAX),
+            ("/details/closingDateTime", i64::MAX),
+            ("/updatedDateTime", latest),
+        ];
+        for (pointer, cap) in fields {
+            if let Some(v) = value.pointer_mut(pointer) {
+                moved(v, cap);
             }
         }
         record.keys.created += shift;

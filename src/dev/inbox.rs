@@ -47,7 +47,7 @@ pub struct Received {
 #[derive(Clone)]
 struct Shared {
     secret: SecretString,
-    url: String,
+    url: SecretString,
     messages: Arc<Mutex<VecDeque<Received>>>,
 }
 
@@ -65,7 +65,7 @@ impl Inbox {
         let shared = Shared {
             // Made afresh each run: it only has to match between the daemon and this inbox.
             secret: SecretString::from(uuid::Uuid::new_v4().simple().to_string()),
-            url: format!("http://{addr}/hook"),
+            url: SecretString::from(format!("http://{addr}/hook")),
             messages: Arc::default(),
         };
         let app = Router::new()
@@ -84,7 +84,7 @@ impl Inbox {
         Destination {
             name: DESTINATION.to_owned(),
             format: Format::Json,
-            url: SecretString::from(self.shared.url.clone()),
+            url: self.shared.url.clone(),
             secret: Some(self.shared.secret.clone()),
             events: EventKind::ALL.to_vec(),
             directions: Vec::new(),
@@ -94,7 +94,8 @@ impl Inbox {
         }
     }
 
-    /// `GET /api/v1/demo/inbox`: the receiver's address and its messages, newest first.
+    /// `GET /api/v1/demo/inbox`: `{"messages": [Received]}`, newest first. Not the
+    /// receiver's URL: a webhook URL is a secret, the demo's too.
     pub fn routes(&self) -> Router {
         Router::new()
             .route("/api/v1/demo/inbox", get(list))
@@ -110,7 +111,7 @@ impl Drop for Inbox {
 
 async fn list(State(shared): State<Shared>) -> Json<Value> {
     let messages: Vec<Received> = lock(&shared).iter().cloned().collect();
-    Json(serde_json::json!({ "url": shared.url, "messages": messages }))
+    Json(serde_json::json!({ "messages": messages }))
 }
 
 async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {

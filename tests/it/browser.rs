@@ -259,8 +259,12 @@ struct Site {
 }
 
 async fn serve(config: Config) -> Site {
+    serve_with(config, None).await
+}
+
+async fn serve_with(config: Config, routes: Option<axum::Router>) -> Site {
     let db = TestDb::new().await;
-    let daemon = support::spawn_daemon(config, &db).await;
+    let daemon = support::spawn_daemon_with(config, &db, routes).await;
     Site {
         base: daemon.base.clone(),
         _daemon: daemon,
@@ -278,6 +282,15 @@ struct Live {
 }
 
 async fn live(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Config)) -> Live {
+    live_with(referrals, tweak, None).await
+}
+
+/// [`live`] with `routes` served beside the daemon's own.
+async fn live_with(
+    referrals: usize,
+    tweak: impl FnOnce(&mut EmulatorConfig, &mut Config),
+    routes: Option<axum::Router>,
+) -> Live {
     let mut emu_config = EmulatorConfig {
         referrals,
         auto_approve_after: Some(1),
@@ -305,7 +318,7 @@ async fn live(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Con
             .await
             .expect("device-code login against the emulator");
     }
-    let site = serve(config).await;
+    let site = serve_with(config, routes).await;
     Live {
         emu,
         site,

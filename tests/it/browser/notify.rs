@@ -1,12 +1,15 @@
 //! What the change history and the notifications look like to the people who read them:
 //! a status change in a referral's timeline with its old and new values, deliveries with
-//! their state, and a failing destination with its last error. Against the live daemon,
-//! the emulator and a webhook receiver in this test (axum on 127.0.0.1 port 0).
+//! their state, a failing destination with its last error, and the demo's inbox. Against
+//! the live daemon, the emulator and a webhook receiver in this test (axum on 127.0.0.1
+//! port 0) or the demo's own.
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
 use partner_center_sync::config::{Destination, EventKind, Format};
+use partner_center_sync::dev::inbox::Inbox;
+use pc_emulator::{Activity, ChangeKind};
 use secrecy::SecretString;
 
 use super::*;
@@ -269,5 +272,77 @@ async fn the_notifications_tab_shows_deliveries_and_an_unhealthy_destination_wit
         );
     }
     b.screenshot("narrow-dark").await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn the_demo_inbox_shows_what_it_received_signed() {
+    let inbox = Inbox::start().await.expect("the demo inbox starts");
+    let destination = inbox.destination();
+    let live = live_with(
+        15,
+        |emu, config| {
+            emu.activity = Some(Activity {
+                every: None,
+                changes: 3,
+            });
+            config.notify = vec![destination];
+        },
+        Some(inbox.routes()),
+    )
+    .await;
+    sync(&live, 1).await;
+    let b = Browser::start("inbox", 1280, 1000).await;
+    b.client
+        .goto(&format!("{}/?tab=notifications", live.site.base))
+        .await
+        .unwrap();
+    let summary =
+        "document.querySelector('[data-testid=inbox-message][data-event=import_summary]')";
+    b.wait_for("the import summary arrives in the inbox", summary)
+        .await;
+    let text = b.js(&format!("return {summary}.textContent")).await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains("15 referrals imported") && text.contains("Signature verified"),
+        "{text}"
+    );
+
+    // The emulator moves a referral on; the next sync's message shows old and new status.
+    let moved = loop {
+        let round = live.emu.activity_round().expect("activity is on");
+        if let Some(c) = round.iter().find(|c| {
+            matches!(
+                c.kind,
+                ChangeKind::Accepted | ChangeKind::Won | ChangeKind::Lost | ChangeKind::Declined
+            )
+        }) {
+            break c.id.clone();
+        }
+    };
+    sync(&live, 2).await;
+    let changed = format!(
+        "[...document.querySelectorAll('[data-testid=inbox-message][data-event=referral_status_changed]')]\
+         .find(m => m.textContent.includes('{moved}'))"
+    );
+    b.wait_for(
+        "the status change arrives in the inbox while the tab is open",
+        &changed,
+    )
+    .await;
+    let text = b.js(&format!("return {changed}.textContent")).await;
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains(" → ") && text.contains("Signature verified"),
+        "{text}"
+    );
+    assert_eq!(
+        b.js("return document.querySelector('[data-testid=inbox]').hidden")
+            .await,
+        false
+    );
+    b.js("document.querySelector('[data-testid=inbox]').scrollIntoView()")
+        .await;
+    b.screenshot("panel").await;
     b.close().await;
 }

@@ -94,7 +94,8 @@ function messageLines(body) {
     lines.push([r.name || r.id, r.customer_name].filter(Boolean).join(' — '));
     const c = body.change;
     if (c) lines.push(`${statusText(c.old_status, c.old_substatus)} → ${statusText(c.new_status, c.new_substatus)}`);
-    lines.push([statusText(r.status, r.substatus), r.deal_value ? money(r.deal_value, r.currency) : null,
+    // A status change already said the status.
+    lines.push([c ? null : statusText(r.status, r.substatus), r.deal_value ? money(r.deal_value, r.currency) : null,
       r.expires_at ? `expires ${absoluteDate(r.expires_at)}` : null].filter(Boolean).join(' · '));
   }
   return lines.filter(Boolean);
@@ -113,7 +114,6 @@ async function loadInbox(mySeq) {
   if (mySeq !== seq) return;
   const messages = body.messages || [];
   $('inbox').hidden = false;
-  $('inbox-url').textContent = body.url || '';
   $('inbox-list').replaceChildren(...messages.map((m) => {
     const referral = m.body && m.body.referral;
     return el('li', { class: 'inbox-message', 'data-testid': 'inbox-message', 'data-event': m.event || '' },
