@@ -63,6 +63,8 @@ pub enum DemoError {
 }
 
 pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
+    // First, while a failure leaves nothing behind to clean up.
+    let inbox = Inbox::start().await.map_err(DemoError::Inbox)?;
     let choice = DatabaseChoice::pick()?;
     let user_database = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
     let database_url = match &choice {
@@ -95,7 +97,6 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
         args.referrals
     );
 
-    let inbox = Inbox::start().await.map_err(DemoError::Inbox)?;
     let cache_dir =
         std::env::temp_dir().join(format!("pcs-demo-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&cache_dir).map_err(DemoError::TempDir)?;

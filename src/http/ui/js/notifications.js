@@ -9,7 +9,7 @@ import { absoluteDate, money, num, plural, whenEl } from './format.js';
 import { view } from './state.js';
 
 const DELIVERIES = 50;
-/** Seconds between refreshes while the tab is shown. */
+/** Milliseconds between refreshes while the tab is shown. */
 const REFRESH_MS = 5000;
 /** The demo's inbox; a daemon without the demo answers 404 and the section stays hidden. */
 const INBOX = '/api/v1/demo/inbox';
@@ -32,7 +32,7 @@ const EVENTS = {
 const ALL_EVENTS = ['referral_new', 'referral_status_changed', 'referral_expiring', 'referral_missing', 'sign_in_required', 'sync_stale'];
 
 /** An event name in words, the name itself when it is one this page does not know. */
-export const eventLabel = (event) => EVENTS[event] || String(event || '—').replace(/_/g, ' ');
+const eventLabel = (event) => EVENTS[event] || String(event || '—').replace(/_/g, ' ');
 
 const stateBadge = (state) => el('span', { class: `badge d-${slug(state)}`, 'data-testid': 'delivery-state' }, state);
 

@@ -15,18 +15,6 @@ export function loadCurrentTab() {
   loaders[view.tab]();
 }
 
-/**
- * On a narrow screen the tabs scroll sideways: bring the selected one into the strip's
- * view, without scrolling the page (as `scrollIntoView` would).
- */
-function revealTab(button) {
-  const strip = button.parentElement.getBoundingClientRect();
-  const tab = button.getBoundingClientRect();
-  if (tab.left < strip.left || tab.right > strip.right) {
-    button.parentElement.scrollLeft += tab.left - strip.left - (strip.width - tab.width) / 2;
-  }
-}
-
 export function showTab(name, { push = true, focus = false } = {}) {
   view.tab = name;
   for (const tab of TABS) {
@@ -36,7 +24,6 @@ export function showTab(name, { push = true, focus = false } = {}) {
     button.tabIndex = selected ? 0 : -1;
     $(`panel-${tab}`).hidden = !selected;
     if (selected && focus) button.focus();
-    if (selected) revealTab(button);
   }
   // Referrals and Pipeline are two views of one filter, so its form serves both.
   $('referral-scope').hidden = !FILTERED_TABS.includes(name);
