@@ -1,8 +1,8 @@
 //! The daemon: builds everything from config and owns the control loop.
 //!
 //! Phases, as types: [`Daemon::build`] connects, migrates, closes stale runs and binds;
-//! [`Daemon::run_until`] starts the scheduler, the single sync worker and the HTTP
-//! server, then acts on one `Control` message at a time until told to stop, and
+//! [`Daemon::run_until`] starts the scheduler, the single sync worker, the notification
+//! delivery task (`notify::deliver`) and the HTTP server, then acts on one `Control` message at a time until told to stop, and
 //! drains. Tests call the same two functions with their own shutdown future, as
 //! systemd's `run` does with none.
 //!

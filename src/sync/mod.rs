@@ -6,6 +6,8 @@
 //! fetching and writing overlap, memory stays flat whatever the dataset size, and a kill
 //! at any moment leaves only whole batches behind. The watermark, the missing marks of a
 //! full pass and the run's final status commit in the transaction of the last page.
+//! The change history (written by the upsert itself) and the notifications outbox
+//! (`notify::enqueue`) commit in the same transactions as the rows that caused them.
 //!
 //! - `plan.rs`: the pure decision (incremental or full, from when, the next cursor).
 //! - `pipeline.rs`: fetch -> write, and the [`Sink`] a real run writes with.

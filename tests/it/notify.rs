@@ -428,6 +428,15 @@ fn incoming(s: &Setup, ids: &[String]) -> Vec<String> {
     found
 }
 
+/// A referral's status move from the history: id, old and new status, old and new substatus.
+type StatusMove = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 const TABLES: &str = r#"
 [[notify]]
 name = "all"
@@ -483,7 +492,7 @@ async fn the_first_import_is_a_summary_then_each_new_referral_and_status_change_
     let added = s.emulator.add_referrals(4);
     let moved = s.emulator.update_referrals(3);
     d.sync(2).await;
-    let status_moves: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>)> =
+    let status_moves: Vec<StatusMove> =
         sqlx::query_as(
             "SELECT referral_id,
                     max(old_value) FILTER (WHERE field = 'status'), max(new_value) FILTER (WHERE field = 'status'),
