@@ -43,8 +43,6 @@ pub struct UpsertOutcome {
     pub created: Vec<String>,
     /// Rows whose status or substatus moved, for notifications.
     pub status_changes: Vec<StatusChange>,
-    /// Ids that were marked missing and came back.
-    pub returned: Vec<String>,
 }
 
 /// A status (or substatus) move as the history recorded it.
@@ -157,11 +155,7 @@ pub async fn upsert(
     let inserted = new.len() as u64;
     let updated = updated.len() as u64;
     let mut status_changes = Vec::new();
-    let mut back = returned;
     for w in written {
-        if w.was_missing {
-            back.push(w.id.clone());
-        }
         if w.old_status != w.new_status || w.old_substatus != w.new_substatus {
             status_changes.push(StatusChange {
                 id: w.id,
@@ -179,7 +173,6 @@ pub async fn upsert(
         changes,
         created: new.iter().map(|r| r.id.clone()).collect(),
         status_changes,
-        returned: back,
     })
 }
 
@@ -280,11 +273,10 @@ fn copy_timestamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// An updated row: its id, whether it was missing, and its status before and after.
+/// An updated row: its id and its status before and after.
 #[derive(sqlx::FromRow)]
 struct Written {
     id: String,
-    was_missing: bool,
     old_status: Option<String>,
     old_substatus: Option<String>,
     new_status: Option<String>,
@@ -337,7 +329,7 @@ async fn update_changed(
              UNION ALL
              SELECT u.id, $18, $19, 'returned', NULL, NULL FROM u WHERE u.was_missing
          )
-         SELECT id, was_missing, old_status, old_substatus, new_status, new_substatus FROM u",
+         SELECT id, old_status, old_substatus, new_status, new_substatus FROM u",
     )
     .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
     .bind(col(|r| &r.engagement_id))
