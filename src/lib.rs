@@ -19,7 +19,8 @@
 //! - [`export`]: referrals as Excel-safe CSV or JSON lines, for the download and the CLI.
 //! - [`outbound`]: the shared outbound HTTP client (timeouts, proxy).
 //! - `dev` (cargo feature `dev`: on by default, off in the package build): `demo`, the
-//!   one-command quickstart, and a throwaway PostgreSQL cluster for it and the tests.
+//!   one-command quickstart, its notification inbox, and a throwaway PostgreSQL cluster
+//!   for it and the tests.
 
 pub mod auth;
 pub mod cli;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::activity::Activity;
 use crate::faults::FaultSpec;
 
 /// Everything an [`crate::Emulator`] is built from. `Default` suits tests: 100 referrals, seed 42,
@@ -34,6 +35,11 @@ pub struct EmulatorConfig {
     /// a 10 KB `customerProfile.name` (long, but not indexed). A client must store what it can
     /// and go on.
     pub poison_referrals: bool,
+    /// Let the tenant live in the present (see [`Activity`]): at start the New referrals are
+    /// re-dated as arrivals of the last 14 days, expiring days ahead (about one in five within
+    /// 48 hours), and rounds of changes then move referrals on. `None` keeps every dataset
+    /// timestamp before 2025-11-01, so pages never depend on the clock.
+    pub activity: Option<Activity>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
     /// Serve https instead of http, with a certificate made at start (MSAL and other identity
@@ -63,6 +69,7 @@ impl Default for EmulatorConfig {
             quirky_next_link: false,
             refuse_updated_filter: false,
             poison_referrals: false,
+            activity: None,
             port: 0,
             tls: false,
             device_code_interval_secs: 1,

@@ -7,6 +7,7 @@
 //! | `GET /_emulator/pending` | pending user codes |
 //! | `POST /_emulator/approve?user_code=X` (or `?all=1`), `POST /_emulator/decline?user_code=X` | decide a device code |
 //! | `POST /_emulator/mutate?op=update\|add\|close\|hide\|unhide&count=K` | change referrals; returns their ids |
+//! | `POST /_emulator/activity` | one round of activity now; returns `{"changes": [{"id", "change"}]}` |
 //! | `GET /_emulator/stats`, `GET /_emulator/truth` | statistics, all visible referrals |
 //! | `POST /_emulator/faults` (body: a fault spec) | replace the faults |
 //! | `POST /_emulator/revoke-refresh-tokens`, `POST /_emulator/expire-access-tokens` | kill tokens |
@@ -35,6 +36,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/_emulator/approve", post(approve))
         .route("/_emulator/decline", post(decline))
         .route("/_emulator/mutate", post(mutate))
+        .route("/_emulator/activity", post(activity))
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/truth", get(truth))
         .route("/_emulator/faults", post(faults))
@@ -109,6 +111,19 @@ async fn mutate(State(shared): State<Arc<Shared>>, Query(params): Params) -> Res
         }
     };
     Json(json!({ "ids": ids })).into_response()
+}
+
+async fn activity(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(changes) = shared.activity_round() else {
+        return bad_request(
+            "this emulator runs without activity; start it with --activity SECONDS".into(),
+        );
+    };
+    let changes: Vec<Value> = changes
+        .iter()
+        .map(|c| json!({ "id": c.id, "change": c.kind.to_string() }))
+        .collect();
+    Json(json!({ "changes": changes })).into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::activity::ActivityChange;
 use crate::config::EmulatorConfig;
 use crate::faults::{FaultEngine, FaultSpec};
 use crate::identity::TokenResponse;
@@ -33,6 +34,8 @@ pub struct Emulator {
     ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The timer of [`EmulatorConfig::activity`], aborted when the emulator stops.
+    activity: Option<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -62,7 +65,14 @@ impl Emulator {
         .context("dataset generation did not finish")??;
         let tls = config.tls.then(Tls::generate).transpose()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let activity = config.activity;
         let shared = Arc::new(Shared::new(config, format!("{scheme}://{addr}"), store));
+        if activity.is_some() {
+            shared.go_live();
+        }
+        let activity = activity
+            .and_then(|a| a.every)
+            .map(|every| spawn_activity(shared.clone(), every));
         let app = server::router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = KillableListener(listener);
@@ -79,6 +89,7 @@ impl Emulator {
             ca_pem,
             stop: Some(stop),
             task: Some(task),
+            activity,
         })
     }
 
@@ -178,6 +189,13 @@ impl Emulator {
         self.shared.store_mut().close(k, timefmt::now_ticks())
     }
 
+    /// One round of [`EmulatorConfig::activity`] now, besides the timed ones: New referrals
+    /// past their expiry close as expired, then `changes` changes are drawn. Returns what
+    /// changed, in order; `None` when the emulator was started without an activity.
+    pub fn activity_round(&self) -> Option<Vec<ActivityChange>> {
+        self.shared.activity_round()
+    }
+
     /// Hides `k` referrals from the API (listing and get), timestamps untouched. Returns their ids.
     pub fn hide_referrals(&self, k: usize) -> Vec<String> {
         self.shared.store_mut().hide(k)
@@ -222,6 +240,9 @@ impl Emulator {
 
     /// Stops accepting, lets in-flight requests finish (at most 5 s), then returns.
     pub async fn shutdown(mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -252,8 +273,25 @@ where
     })
 }
 
+/// Runs a round of activity every `every`, logging what changed.
+fn spawn_activity(shared: Arc<Shared>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            let changes = shared.activity_round().unwrap_or_default();
+            for change in &changes {
+                tracing::info!(id = %change.id, change = %change.kind, "Activity changed a referral.");
+            }
+        }
+    })
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
+        if let Some(activity) = self.activity.take() {
+            activity.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -19,6 +19,7 @@
 //! - `rng`: the seeded SplitMix64 stream behind datasets, mutations and faults.
 //! - `timefmt`: 100 ns ticks and Microsoft's 0-7 fractional digit timestamps.
 //! - `store`: the referral table, its order indexes and mutations.
+//! - `activity`: a tenant living in the present: re-dated New referrals and rounds of changes.
 //! - `odata`: `$filter`, `$orderby`, `$top` and `$skiptoken` parsing.
 //! - `referrals`: the `/v1.0/engagements/referrals` endpoints.
 //! - `faults`: the fault spec grammar and the fault engine.
@@ -27,6 +28,7 @@
 //! - `control`: the `/_emulator/` control endpoints and the `/devicelogin` page.
 
 mod aad_error;
+mod activity;
 mod config;
 mod control;
 mod dataset;
@@ -45,6 +47,7 @@ mod store;
 mod timefmt;
 mod tls;
 
+pub use activity::{Activity, ActivityChange, ChangeKind};
 pub use config::EmulatorConfig;
 pub use emulator::{Emulator, MAX_REFERRALS};
 pub use faults::{FaultRule, FaultSpec, FaultSpecError, Trigger};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use pc_emulator::{Emulator, EmulatorConfig, FaultSpec};
+use pc_emulator::{Activity, Emulator, EmulatorConfig, FaultSpec};
 use tracing_subscriber::EnvFilter;
 
 /// Loopback emulator of the Microsoft identity platform and the Partner Center Referrals API.
@@ -45,6 +45,14 @@ struct Cli {
     /// Serve hostile referrals (NUL characters, over-long ids and values) on the first page.
     #[arg(long)]
     poison_referrals: bool,
+    /// Let the tenant live: New referrals re-dated to expire days ahead, and a round of
+    /// changes (accepted, won, lost, value revised, new arrivals, expiries) every SECONDS;
+    /// 0 runs rounds only on `POST /_emulator/activity`.
+    #[arg(long, value_name = "SECONDS")]
+    activity: Option<u64>,
+    /// Changes per round of activity.
+    #[arg(long, default_value_t = 3)]
+    activity_changes: usize,
     /// Seconds a client must wait between device-code polls (Entra: 5).
     #[arg(long, default_value_t = 5)]
     device_code_interval: u64,
@@ -75,6 +83,10 @@ async fn main() -> ExitCode {
         quirky_next_link: cli.quirky_next_link,
         refuse_updated_filter: cli.refuse_updated_filter,
         poison_referrals: cli.poison_referrals,
+        activity: cli.activity.map(|secs| Activity {
+            every: (secs > 0).then(|| Duration::from_secs(secs)),
+            changes: cli.activity_changes,
+        }),
         port: cli.port,
         tls: cli.tls,
         device_code_interval_secs: cli.device_code_interval,

@@ -3,12 +3,14 @@
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::activity::{ActivityChange, ActivityEngine};
 use crate::config::EmulatorConfig;
 use crate::faults::FaultEngine;
 use crate::identity::Identity;
 use crate::redirect::Redirect;
 use crate::stats::StatsCollector;
 use crate::store::ReferralStore;
+use crate::timefmt;
 
 pub(crate) struct Shared {
     /// `http://127.0.0.1:PORT` (`https://` with TLS), known once the listener is bound.
@@ -18,6 +20,7 @@ pub(crate) struct Shared {
     store: RwLock<ReferralStore>,
     faults: Mutex<FaultEngine>,
     redirects: Mutex<Vec<Redirect>>,
+    activity: Mutex<ActivityEngine>,
     pub stats: StatsCollector,
 }
 
@@ -28,6 +31,7 @@ impl Shared {
             faults: Mutex::new(FaultEngine::new(config.faults.clone(), config.seed)),
             store: RwLock::new(store),
             redirects: Mutex::new(Vec::new()),
+            activity: Mutex::new(ActivityEngine::new(config.seed)),
             stats: StatsCollector::default(),
             base_url,
             config,
@@ -59,6 +63,23 @@ impl Shared {
 
     pub fn replace_faults(&self, engine: FaultEngine) {
         *self.faults() = engine;
+    }
+
+    /// Re-dates the New referrals as recent arrivals (at start, with an activity).
+    pub fn go_live(&self) {
+        let mut store = self.store_mut();
+        self.activity
+            .lock()
+            .expect("activity lock poisoned")
+            .go_live(&mut store, timefmt::now_ticks());
+    }
+
+    /// One round of activity; `None` when the emulator was started without one.
+    pub fn activity_round(&self) -> Option<Vec<ActivityChange>> {
+        let changes = self.config.activity?.changes;
+        let mut engine = self.activity.lock().expect("activity lock poisoned");
+        let mut store = self.store_mut();
+        Some(engine.round(&mut store, changes, timefmt::now_ticks()))
     }
 
     pub fn redirects(&self) -> MutexGuard<'_, Vec<Redirect>> {

@@ -55,7 +55,7 @@ pub(crate) struct ReferralStore {
 
 /// A status change along the documented transitions (`New` → `New`/`Active`/`Closed`,
 /// `Active` → `Active`/`Closed`, `Closed` terminal).
-type Transition = (&'static str, &'static str);
+pub(crate) type Transition = (&'static str, &'static str);
 
 impl ReferralStore {
     /// Generates `size` referrals from `seed`, on every core.
@@ -217,7 +217,7 @@ impl ReferralStore {
         picked.into_iter().map(|i| candidates[i]).collect()
     }
 
-    fn visible_where(&self, pred: impl Fn(&Keys) -> bool) -> Vec<u32> {
+    pub(crate) fn visible_where(&self, pred: impl Fn(&Keys) -> bool) -> Vec<u32> {
         (0..self.records.len() as u32)
             .filter(|&i| {
                 let r = &self.records[i as usize];
@@ -376,71 +376,154 @@ impl ReferralStore {
         self.ids(&hidden)
     }
 
-    fn changed(&mut self, timestamps_moved: bool) {
+    pub(crate) fn changed(&mut self, timestamps_moved: bool) {
         if timestamps_moved {
             self.resort_updated();
         }
         self.generation += 1;
     }
 
-    /// Rewrites one record's JSON for a change at `now`.
-    fn apply(&mut self, position: u32, (status, substatus): Transition, now: i64) {
+    /// After [`Self::redate`] moved creation times: both order indexes are re-sorted.
+    pub(crate) fn redated(&mut self) {
+        let records = &self.records;
+        self.by_created.sort_by_key(|&i| {
+            (
+                records[i as usize].keys.created,
+                records[i as usize].keys.id,
+            )
+        });
+        self.changed(true);
+    }
+
+    /// Moves one record's every timestamp by `shift` ticks, so its dates keep their distances
+    /// (expiry 14 days after creation, expected close months ahead), with `updatedDateTime`
+    /// capped at `latest`. [`Self::redated`] re-sorts after a batch.
+    pub(crate) fn redate(&mut self, position: u32, shift: i64, latest: i64) {
         let record = &mut self.records[position as usize];
         let Ok(mut value) = serde_json::from_str::<Value>(&record.json) else {
             return;
         };
-        let mut updated = dataset::with_random_precision(&mut self.rng, now);
-        if updated <= record.keys.updated {
-            // Never let updatedDateTime go backwards when two changes share a truncated second.
-            updated = record.keys.updated + 1;
+        let moved = |v: &mut Value, cap: i64| {
+            if let Some(t) = v.as_str().and_then(timefmt::parse) {
+                *v = timefmt::format((t + shift).min(cap)).into();
+            }
+        };
+        let fields = [
+            ("/createdDateTime", i64::MAX),
+            ("/expirationDateTime", i64::MAX),
+            ("/acceptedDateTime", i64::MAX),
+            ("/details/closingDateTime", i64::MAX),
+            ("/updatedDateTime", latest),
+        ];
+        for (pointer, cap) in fields {
+            if let Some(v) = value.pointer_mut(pointer) {
+                moved(v, cap);
+            }
         }
+        record.keys.created += shift;
+        record.keys.updated = (record.keys.updated + shift).min(latest);
+        record.json = value.to_string().into();
+    }
+
+    /// A new `updatedDateTime` at `now` (with the service's random precision), never before
+    /// the record's last one, and a new eTag, for a change made at `now`.
+    fn touch(&mut self, position: u32, map: &mut serde_json::Map<String, Value>, now: i64) -> i64 {
+        let last = self.records[position as usize].keys.updated;
+        let mut updated = dataset::with_random_precision(&mut self.rng, now);
+        if updated <= last {
+            // Never let updatedDateTime go backwards when two changes share a truncated second.
+            updated = last + 1;
+        }
+        map.insert("updatedDateTime".into(), timefmt::format(updated).into());
+        map.insert("eTag".into(), dataset::etag(&mut self.rng, updated).into());
+        updated
+    }
+
+    /// Sets a record's `details.dealValue` to `value` (a whole number, or a string when it
+    /// was one) at `now`; [`Self::changed`] after a batch.
+    pub(crate) fn set_deal_value(&mut self, position: u32, value: u64, now: i64) {
+        let Ok(Value::Object(mut map)) =
+            serde_json::from_str::<Value>(&self.records[position as usize].json)
+        else {
+            return;
+        };
+        let updated = self.touch(position, &mut map, now);
+        if let Some(Value::Object(details)) = map.get_mut("details") {
+            let as_text = details.get("dealValue").is_some_and(Value::is_string);
+            let value = if as_text {
+                Value::from(value.to_string())
+            } else {
+                Value::from(value)
+            };
+            details.insert("dealValue".into(), value);
+        }
+        let record = &mut self.records[position as usize];
+        record.keys.updated = updated;
+        record.json = Value::Object(map).to_string().into();
+    }
+
+    /// A record's deal value as a number, however it is written.
+    pub(crate) fn deal_value(&self, position: u32) -> Option<f64> {
+        let value: Value = serde_json::from_str(&self.records[position as usize].json).ok()?;
+        match &value["details"]["dealValue"] {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Rewrites one record's JSON for a status change at `now`; [`Self::changed`] after a batch.
+    pub(crate) fn apply(&mut self, position: u32, (status, substatus): Transition, now: i64) {
+        let Ok(Value::Object(mut map)) =
+            serde_json::from_str::<Value>(&self.records[position as usize].json)
+        else {
+            return;
+        };
+        let updated = self.touch(position, &mut map, now);
+        let record = &mut self.records[position as usize];
         let stamp = timefmt::format(updated);
         let was_active = record.keys.status == "Active";
-        if let Value::Object(map) = &mut value {
-            map.insert("status".into(), status.into());
-            map.insert("substatus".into(), substatus.into());
-            map.insert("updatedDateTime".into(), stamp.clone().into());
-            map.insert("eTag".into(), dataset::etag(&mut self.rng, updated).into());
-            if status == "Active" && map.get("acceptedDateTime").is_none_or(Value::is_null) {
-                map.insert("acceptedDateTime".into(), stamp.clone().into());
-            }
-            if status != "New" {
-                map.insert("expirationDateTime".into(), Value::Null);
-            }
-            let reason = match substatus {
-                "Lost" => Some("Lost to competitor"),
-                "Declined" => Some("No capacity"),
-                "Expired" => Some("Referral expired without a response"),
-                _ => None,
-            };
-            if status == "Closed" && record.keys.status != "Closed" {
-                map.insert("closedDateTime".into(), stamp.clone().into());
-                map.insert("statusReason".into(), reason.into());
-                map.insert(
-                    "salesStage".into(),
-                    (if was_active { Some("Close") } else { None }).into(),
-                );
-            }
-            if status == "Active" {
-                map.insert(
-                    "salesStage".into(),
-                    (*["Develop", "Propose", "Close"]
-                        .get(self.rng.random_range(0..3))
-                        .unwrap_or(&"Develop"))
-                    .into(),
-                );
-            }
-            if let Some(Value::Object(details)) = map.get_mut("details") {
-                details.insert(
-                    "notes".into(),
-                    format!("Customer call on {stamp}: next steps agreed.").into(),
-                );
-            }
+        map.insert("status".into(), status.into());
+        map.insert("substatus".into(), substatus.into());
+        if status == "Active" && map.get("acceptedDateTime").is_none_or(Value::is_null) {
+            map.insert("acceptedDateTime".into(), stamp.clone().into());
+        }
+        if status != "New" {
+            map.insert("expirationDateTime".into(), Value::Null);
+        }
+        let reason = match substatus {
+            "Lost" => Some("Lost to competitor"),
+            "Declined" => Some("No capacity"),
+            "Expired" => Some("Referral expired without a response"),
+            _ => None,
+        };
+        if status == "Closed" && record.keys.status != "Closed" {
+            map.insert("closedDateTime".into(), stamp.clone().into());
+            map.insert("statusReason".into(), reason.into());
+            map.insert(
+                "salesStage".into(),
+                (if was_active { Some("Close") } else { None }).into(),
+            );
+        }
+        if status == "Active" {
+            map.insert(
+                "salesStage".into(),
+                (*["Develop", "Propose", "Close"]
+                    .get(self.rng.random_range(0..3))
+                    .unwrap_or(&"Develop"))
+                .into(),
+            );
+        }
+        if let Some(Value::Object(details)) = map.get_mut("details") {
+            details.insert(
+                "notes".into(),
+                format!("Customer call on {stamp}: next steps agreed.").into(),
+            );
         }
         record.keys.status = status;
         record.keys.substatus = substatus;
         record.keys.updated = updated;
-        record.json = value.to_string().into();
+        record.json = Value::Object(map).to_string().into();
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Daemon {
     sign_in_watch: Arc<SignInWatch>,
     load_options: Option<LoadOptions>,
     log: Option<LogHandle>,
+    /// Routes served beside the daemon's own (the demo's inbox), behind `api_token` too.
+    extra_routes: Option<axum::Router>,
 }
 
 impl Daemon {
@@ -145,7 +147,15 @@ impl Daemon {
             sign_in_watch: Arc::default(),
             load_options,
             log,
+            extra_routes: None,
         })
+    }
+
+    /// Serves `routes` beside the daemon's own, so a tool around the daemon (the demo) can
+    /// show its data in the same page without another origin.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.extra_routes = Some(routes);
+        self
     }
 
     /// The address actually bound (tests bind port 0).
@@ -178,6 +188,7 @@ impl Daemon {
             mut control_rx,
             load_options,
             log,
+            extra_routes,
             ..
         } = self;
         let addr = listener.local_addr().map_err(DaemonError::Serve)?;
@@ -191,7 +202,7 @@ impl Daemon {
             shared.metrics.clone(),
             stop_notify.clone(),
         ));
-        let (stop_http, server) = serve(listener, &shared, handle);
+        let (stop_http, server) = serve(listener, &shared, handle, extra_routes);
 
         let mut scheduler = Some(start_scheduler(&shared).await?);
         let startup = { shared.config.borrow().clone() };
@@ -292,6 +303,7 @@ fn serve(
     listener: TcpListener,
     shared: &Shared,
     handle: DaemonHandle,
+    extra_routes: Option<axum::Router>,
 ) -> (CancellationToken, JoinHandle<std::io::Result<()>>) {
     let state = crate::http::AppState {
         pool: shared.pool.clone(),
@@ -302,7 +314,7 @@ fn serve(
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, crate::http::router(state))
+        axum::serve(listener, crate::http::router(state, extra_routes))
             .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await
     });

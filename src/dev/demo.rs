@@ -2,19 +2,22 @@
 //!
 //! A database (`DATABASE_URL`, else the local server on 5432, else a throwaway cluster),
 //! the bundled emulator with a realistic dataset, an auto-approved device-code sign-in
-//! into a temporary token cache, and the real daemon with a 30 s schedule. A background
-//! task changes referrals in the emulator now and then so the UI has something to show.
+//! into a temporary token cache, and the real daemon with a 30 s schedule. The emulator's
+//! activity moves referrals on every 20 s (accepted, won, lost, revised, new arrivals), so
+//! the history fills up, and notifications go to the demo's inbox (`inbox.rs`), a local
+//! webhook receiver the UI's Notifications tab shows.
 //! Ctrl-C stops the daemon cleanly and removes everything the demo created.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pc_emulator::{Emulator, EmulatorConfig};
+use pc_emulator::{Activity, Emulator, EmulatorConfig};
 use secrecy::SecretString;
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
 
 use super::devdb::DatabaseChoice;
+use super::inbox::Inbox;
 use crate::config::Config;
 use crate::daemon::Daemon;
 
@@ -22,6 +25,8 @@ use crate::daemon::Daemon;
 const DEMO_DATABASE: &str = "partner_center_sync_demo";
 /// How often the emulator changes some referrals.
 const ACTIVITY_EVERY: Duration = Duration::from_secs(20);
+/// Referrals each round of activity changes.
+const ACTIVITY_CHANGES: usize = 3;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -49,6 +54,8 @@ pub enum DemoError {
     Emulator(anyhow::Error),
     #[error("Cannot create the temporary token cache directory: {0}")]
     TempDir(std::io::Error),
+    #[error("Cannot start the demo's notification inbox on 127.0.0.1: {0}")]
+    Inbox(std::io::Error),
     #[error("The demo sign-in failed: {0}")]
     Login(#[from] crate::auth::AuthError),
     #[error(transparent)]
@@ -56,6 +63,8 @@ pub enum DemoError {
 }
 
 pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
+    // First, while a failure leaves nothing behind to clean up.
+    let inbox = Inbox::start().await.map_err(DemoError::Inbox)?;
     let choice = DatabaseChoice::pick()?;
     let user_database = std::env::var("DATABASE_URL").is_ok_and(|u| !u.is_empty());
     let database_url = match &choice {
@@ -74,6 +83,10 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
         referrals: args.referrals,
         seed: args.seed,
         auto_approve_after: Some(1),
+        activity: Some(Activity {
+            every: Some(ACTIVITY_EVERY),
+            changes: ACTIVITY_CHANGES,
+        }),
         ..EmulatorConfig::default()
     })
     .await
@@ -101,6 +114,11 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
         database_url: Some(SecretString::from(database_url)),
         // `api_token` comes from the configuration: unset by default, so the UI asks
         // for nothing; `scripts/api-fuzz` sets it to test the API with and without it.
+        // Links in messages lead to this demo's page (unknown ahead when the port is 0).
+        public_url: (args.listen.port() != 0)
+            .then(|| format!("http://{}/", args.listen))
+            .or_else(|| base.public_url.clone()),
+        notify: vec![inbox.destination()],
         ..base.clone()
     };
 
@@ -110,28 +128,24 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
         );
         let outcome = crate::auth::login(&config, false).await?;
         eprintln!("{outcome}");
-        let daemon = Daemon::build(config, None, None).await?;
+        let daemon = Daemon::build(config, None, None)
+            .await?
+            .with_routes(inbox.routes());
         let addr = daemon.local_addr();
         eprintln!();
         eprintln!(
-            "Open http://{addr}/ (syncs every {} s; referrals change in the emulator every 20 s).",
-            args.interval
+            "Open http://{addr}/ (syncs every {} s; referrals change in the emulator every {} s).",
+            args.interval,
+            ACTIVITY_EVERY.as_secs()
+        );
+        eprintln!(
+            "Notifications go to the demo inbox, a local webhook receiver: see the Notifications tab."
         );
         eprintln!("Press Ctrl-C to stop; the demo removes what it created.");
-        let run = daemon.run_until(std::future::pending());
-        tokio::pin!(run);
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + ACTIVITY_EVERY, ACTIVITY_EVERY);
-        let mut round = 0u64;
-        loop {
-            tokio::select! {
-                result = &mut run => break result.map_err(DemoError::from),
-                _ = tick.tick() => {
-                    change_some(&emulator, round);
-                    round += 1;
-                }
-            }
-        }
+        daemon
+            .run_until(std::future::pending())
+            .await
+            .map_err(DemoError::from)
     }
     .await;
 
@@ -147,24 +161,6 @@ pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
     drop(choice);
     eprintln!("Demo stopped and cleaned up.");
     result
-}
-
-/// Referrals keep changing in a real Partner Center; so they do here.
-fn change_some(emulator: &Emulator, round: u64) {
-    let updated = emulator.update_referrals(5).len();
-    let added = emulator.add_referrals(2).len();
-    let closed = if round % 3 == 2 {
-        emulator.close_referrals(1).len()
-    } else {
-        0
-    };
-    tracing::info!(
-        event = "demo_activity",
-        updated,
-        added,
-        closed,
-        "The emulator changed some referrals."
-    );
 }
 
 /// A fresh database of the demo's own on a shared server.

@@ -49,9 +49,11 @@ pub struct AppState {
 }
 
 /// The whole application router. Health, readiness and metrics stay open; the
-/// trigger and data endpoints require `api_token` when it is set. Every route, the
-/// UI's assets and the 404 included, answers only the allowed hosts (`guard.rs`).
-pub fn router(state: AppState) -> Router {
+/// trigger and data endpoints, and `extra` routes (the demo's), require `api_token` when
+/// it is set. Every route, the UI's assets and the 404 included, answers only the
+/// allowed hosts (`guard.rs`).
+pub fn router(state: AppState, extra: Option<Router>) -> Router {
+    let token = axum::middleware::from_fn_with_state(state.clone(), auth::require_api_token);
     let protected = Router::new()
         .merge(api::router())
         .merge(export::router())
@@ -59,23 +61,26 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::protected_router())
         // `route_layer`: only matched routes are guarded, so an unknown path is a 404,
         // not a 401 that would hint something exists there.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_token,
-        ));
-    let routes = Router::new()
+        .route_layer(token.clone());
+    let mut routes = Router::new()
         .merge(ops::open_router())
         .merge(ui::router())
         .merge(openapi::router())
         .merge(protected)
         .fallback(layers::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::check_origin,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::check_host,
-        ));
-    layers::wrap(routes).with_state(state)
+        .with_state(state.clone());
+    if let Some(extra) = extra {
+        routes = routes.merge(extra.route_layer(token));
+    }
+    layers::wrap(
+        routes
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                guard::check_origin,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                guard::check_host,
+            )),
+    )
 }

@@ -53,6 +53,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("download"),
     module!("filters"),
     module!("format"),
+    module!("history"),
+    module!("notifications"),
     module!("pipeline"),
     module!("referrals"),
     module!("runs"),

@@ -1,7 +1,7 @@
 //! The change history (`partner_center_referral_changes`): how each referral moved.
 //!
-//! The tracked fields are listed once, in SQL (`referral_tracked_names()` and
-//! `referral_tracked_values()` in `migrations/0006_history_notifications.sql`), so the
+//! The tracked fields are listed once, in SQL (`partner_center_referral_tracked_names()` and
+//! `partner_center_referral_tracked_values()` in `migrations/0005_history_notifications.sql`), so the
 //! update that observes a change compares old and new rows inside PostgreSQL and only
 //! the changed fields ever leave the server. This file writes the rows the upsert cannot
 //! compute in that statement (`created`, `returned`) and reads the history back.

@@ -322,12 +322,12 @@ async fn update_changed(
              RETURNING r.id, o.missing_since IS NOT NULL AS was_missing,
                  o.status AS old_status, o.substatus AS old_substatus,
                  r.status AS new_status, r.substatus AS new_substatus,
-                 referral_tracked_values(o.status, o.substatus, o.deal_value, o.currency, o.qualification, o.payload) AS old_v,
-                 referral_tracked_values(r.status, r.substatus, r.deal_value, r.currency, r.qualification, r.payload) AS new_v
+                 partner_center_referral_tracked_values(o.status, o.substatus, o.deal_value, o.currency, o.qualification, o.payload) AS old_v,
+                 partner_center_referral_tracked_values(r.status, r.substatus, r.deal_value, r.currency, r.qualification, r.payload) AS new_v
          ), history AS (
              INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field, old_value, new_value)
              SELECT u.id, $18, $19, f.field, f.old, f.new
-             FROM u CROSS JOIN LATERAL unnest(referral_tracked_names(), u.old_v, u.new_v) AS f(field, old, new)
+             FROM u CROSS JOIN LATERAL unnest(partner_center_referral_tracked_names(), u.old_v, u.new_v) AS f(field, old, new)
              WHERE f.old IS DISTINCT FROM f.new
              UNION ALL
              SELECT u.id, $18, $19, 'returned', NULL, NULL FROM u WHERE u.was_missing

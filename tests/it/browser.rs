@@ -10,7 +10,9 @@
 //! referral table reads (badges, dates, expiry, currency sort, columns, dark mode) and
 //! `browser/comfort.rs` the everyday helpers (token prompt, shortcuts, saved views, new
 //! since the last visit, runs paging) and `browser/pipeline.rs` money per currency and the
-//! CSV download (totals, the Pipeline view against SQL, the newer filters, Export CSV).
+//! CSV download (totals, the Pipeline view against SQL, the newer filters, Export CSV) and
+//! `browser/notify.rs` the change history and notifications (the timeline, the
+//! Notifications tab).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ use sqlx::PgPool;
 // Beside this file rather than in tests/, where Cargo would build each as its own binary.
 #[path = "browser/comfort.rs"]
 mod comfort;
+#[path = "browser/notify.rs"]
+mod notify;
 #[path = "browser/pipeline.rs"]
 mod pipeline;
 #[path = "browser/public_host.rs"]
@@ -263,8 +267,12 @@ struct Site {
 }
 
 async fn serve(config: Config) -> Site {
+    serve_with(config, None).await
+}
+
+async fn serve_with(config: Config, routes: Option<axum::Router>) -> Site {
     let db = TestDb::new().await;
-    let daemon = support::spawn_daemon(config, &db).await;
+    let daemon = support::spawn_daemon_with(config, &db, routes).await;
     Site {
         base: daemon.base.clone(),
         _daemon: daemon,
@@ -282,6 +290,15 @@ struct Live {
 }
 
 async fn live(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Config)) -> Live {
+    live_with(referrals, tweak, None).await
+}
+
+/// [`live`] with `routes` served beside the daemon's own.
+async fn live_with(
+    referrals: usize,
+    tweak: impl FnOnce(&mut EmulatorConfig, &mut Config),
+    routes: Option<axum::Router>,
+) -> Live {
     let mut emu_config = EmulatorConfig {
         referrals,
         auto_approve_after: Some(1),
@@ -309,7 +326,7 @@ async fn live(referrals: usize, tweak: impl FnOnce(&mut EmulatorConfig, &mut Con
             .await
             .expect("device-code login against the emulator");
     }
-    let site = serve(config).await;
+    let site = serve_with(config, routes).await;
     Live {
         emu,
         site,

@@ -3,10 +3,11 @@
 //
 // - dom.js, format.js: building elements from data, and formatting it.
 // - api.js: the JSON API and its token; state.js: the view and its URL.
-// - tabs.js: the views; referrals.js, pipeline.js, companies.js, runs.js: one per view;
+// - tabs.js: the views; referrals.js, pipeline.js, companies.js, runs.js, notifications.js:
+//   one per view;
 //   filters.js: the referral filters Referrals and Pipeline share; chart.js: SVG bars;
 //   download.js: Export CSV.
-// - detail.js: the side panel; status.js: the header's status and Sync now.
+// - detail.js: the side panel, history.js: its timeline; status.js: the header's status and Sync now.
 // - columns.js: the referral table's columns and chooser; views.js: saved views;
 //   visits.js: "new since your last visit"; storage.js: what the browser remembers.
 // - shortcuts.js: keyboard shortcuts, the help panel and menus.
@@ -17,6 +18,7 @@ import { bindDialog, openReferral } from './js/detail.js';
 import { $ } from './js/dom.js';
 import { bindExport } from './js/download.js';
 import { tickTimes } from './js/format.js';
+import { bindNotifications, loadNotifications } from './js/notifications.js';
 import { loadPipeline } from './js/pipeline.js';
 import { bindReferralControls, loadReferrals } from './js/referrals.js';
 import { bindRunControls, loadRuns } from './js/runs.js';
@@ -30,6 +32,7 @@ registerTab('referrals', loadReferrals);
 registerTab('pipeline', loadPipeline);
 registerTab('companies', loadCompanies);
 registerTab('runs', loadRuns);
+registerTab('notifications', loadNotifications);
 
 readUrl();
 bindTabs();
@@ -37,6 +40,7 @@ bindReferralControls();
 bindExport();
 bindCompanyControls();
 bindRunControls();
+bindNotifications();
 bindDialog();
 bindStatus();
 bindTokenDialog();

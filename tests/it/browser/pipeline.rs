@@ -446,7 +446,7 @@ async fn the_pipeline_reads_at_360_pixels() {
     let tabs = b
         .js("const t = document.querySelector('.tabs'); return t.scrollWidth - t.clientWidth")
         .await;
-    assert_eq!(tabs, 0, "the four tabs fit without scrolling");
+    assert_eq!(tabs, 0, "every tab shows without scrolling the tab strip");
     b.js("document.querySelector('[data-testid=pipeline-body]').scrollIntoView()")
         .await;
     b.screenshot("cards").await;

@@ -318,7 +318,7 @@ async fn chosen_columns_are_remembered_across_reloads() {
 }
 
 /// WCAG contrast of each selector's text against the first opaque background behind it.
-const CONTRAST: &str = r#"
+pub(super) const CONTRAST: &str = r#"
 const parse = (c) => { const p = c.match(/rgba?\(([^)]+)\)/)[1].split(/[\s,\/]+/).filter(Boolean).map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
 const lum = ({ r, g, b }) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
 const behind = (el) => { for (let n = el; n; n = n.parentElement) { const c = parse(getComputedStyle(n).backgroundColor); if (c.a > 0.5) return c; } return parse(getComputedStyle(document.documentElement).backgroundColor); };

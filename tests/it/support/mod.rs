@@ -153,15 +153,24 @@ pub struct TestDaemon {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-pub async fn spawn_daemon(
+pub async fn spawn_daemon(config: partner_center_sync::config::Config, db: &TestDb) -> TestDaemon {
+    spawn_daemon_with(config, db, None).await
+}
+
+/// [`spawn_daemon`] serving `routes` beside its own (the demo's inbox).
+pub async fn spawn_daemon_with(
     mut config: partner_center_sync::config::Config,
     db: &TestDb,
+    routes: Option<axum::Router>,
 ) -> TestDaemon {
     config.database_url = Some(secrecy::SecretString::from(db.url.clone()));
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let daemon = partner_center_sync::daemon::Daemon::build(config, None, None)
+    let mut daemon = partner_center_sync::daemon::Daemon::build(config, None, None)
         .await
         .expect("daemon builds");
+    if let Some(routes) = routes {
+        daemon = daemon.with_routes(routes);
+    }
     let addr = daemon.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(daemon.run_until(async move {

@@ -1,9 +1,10 @@
-// The side panel: one referral (with its raw JSON) or one sync run.
+// The side panel: one referral (with its timeline and raw JSON) or one sync run.
 
 import { API, api } from './api.js';
 import { runBadge, statusBadges } from './badges.js';
 import { $, el } from './dom.js';
-import { companySize, dateEl, duration, exactFormat, expiryEl, money, timeEl } from './format.js';
+import { companySize, dateEl, duration, expiryEl, money, timeEl } from './format.js';
+import { timeline } from './history.js';
 import { view, writeUrl } from './state.js';
 import { filterDomain } from './tabs.js';
 import { toast } from './toast.js';
@@ -68,10 +69,14 @@ export async function openReferral(id) {
   setDialogHead('Referral', 'Loading…', []);
   $('detail-body').replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
   openDialog();
+  const path = `${API}/referrals/${encodeURIComponent(id)}`;
+  // The history is extra: the referral shows without it when it cannot be had.
+  const history = api(`${path}/changes`).then(({ body }) => ({ changes: body.items || [] }), (error) => ({ changes: null, error: error.message }));
   try {
-    const { body } = await api(`${API}/referrals/${encodeURIComponent(id)}`);
+    const { body } = await api(path);
+    const { changes, error } = await history;
     if (seq !== detailSeq) return;
-    renderReferral(body);
+    renderReferral(body, changes, error);
   } catch (error) {
     if (seq !== detailSeq) return;
     setDialogHead('Referral', 'Referral not available', []);
@@ -79,21 +84,13 @@ export async function openReferral(id) {
   }
 }
 
-function renderReferral(r) {
+function renderReferral(r, changes, historyError) {
   const p = r.payload || {};
   const details = p.details || {};
   const customer = p.customerProfile || {};
   const address = customer.address || {};
   setDialogHead('Referral', r.name || '(unnamed referral)', [statusBadges(r.status, r.substatus),
     r.missing_since ? el('span', { class: 'badge missing' }, 'Missing from Partner Center') : null]);
-
-  const events = [
-    [r.created_at, 'Created in Partner Center'],
-    [r.updated_at, 'Last updated in Partner Center'],
-    [r.first_seen_at, 'First synced'],
-    [r.last_seen_at, 'Last seen by a sync'],
-    [r.missing_since, 'Missing from Partner Center since', 'warn'],
-  ].filter(([when]) => when).sort((a, b) => new Date(a[0]) - new Date(b[0]));
 
   const json = JSON.stringify(p, null, 2);
   const copyButton = el('button', { type: 'button', class: 'btn small', 'data-testid': 'copy-json' }, 'Copy JSON');
@@ -130,8 +127,7 @@ function renderReferral(r) {
     el('h3', {}, 'Partner team'),
     people(r.team, 'No team members.', 'team'),
     el('h3', {}, 'Timeline'),
-    el('ol', { class: 'timeline', 'data-testid': 'timeline' }, events.map(([when, label, cls]) => el('li', { class: cls || null },
-      el('div', {}, label), el('div', { class: 'when' }, timeEl(when), ' · ', exactFormat.format(new Date(when)))))),
+    ...timeline(r, changes, historyError).filter(Boolean),
     el('details', { class: 'raw', 'data-testid': 'raw-json-section' },
       el('summary', { 'data-testid': 'raw-json-toggle' }, 'Raw JSON from Partner Center'),
       el('div', { class: 'raw-tools' }),

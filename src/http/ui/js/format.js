@@ -3,7 +3,7 @@
 import { el } from './dom.js';
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-export const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const exactFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
 
 export function relative(iso) {
@@ -58,6 +58,17 @@ const hoverText = (iso) => `${relative(iso)} · ${exactFormat.format(new Date(is
 export function dateEl(iso, prefix = '') {
   if (!iso) return el('span', { class: 'muted' }, '—');
   return el('time', { datetime: iso, title: hoverText(iso), 'data-abs': '1' }, `${prefix}${absoluteDate(iso)}`);
+}
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+
+/**
+ * A <time> for a moment in a history: the date as `dateEl` writes it and the time of day
+ * ("3 Dec 14:05"), with the relative form and the exact time on hover.
+ */
+export function whenEl(iso) {
+  if (!iso) return el('span', { class: 'muted' }, '—');
+  return el('time', { datetime: iso, title: hoverText(iso), 'data-abs': '1' }, `${absoluteDate(iso)} ${timeOfDay.format(new Date(iso))}`);
 }
 
 export function tickTimes() {

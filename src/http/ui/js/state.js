@@ -9,7 +9,7 @@ export const TEXT_FILTERS = ['q', 'status', 'substatus', 'type', 'direction', 'q
 /** Every filter at its "show everything" value (include_missing aside: it is a display choice). */
 export const NO_FILTERS = { ...Object.fromEntries(TEXT_FILTERS.map((key) => [key, ''])), fresh: false };
 
-export const TABS = ['referrals', 'pipeline', 'companies', 'runs'];
+export const TABS = ['referrals', 'pipeline', 'companies', 'runs', 'notifications'];
 
 export const view = {
   tab: 'referrals',

@@ -57,7 +57,7 @@ CREATE TABLE partner_center_notify_destinations (
 
 -- The partner team of a referral as change history records it: e-mail (else full name)
 -- of each member, sorted, comma-separated; NULL when there is none.
-CREATE FUNCTION referral_team(payload jsonb) RETURNS text
+CREATE FUNCTION partner_center_referral_team(payload jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT string_agg(who, ', ' ORDER BY who)
@@ -71,19 +71,19 @@ $$;
 -- The tracked fields, the ONE list: their names, and their values from a referral's
 -- columns, in the same order. A change in any of them is a history row; the rest of the
 -- payload (eTags, timestamps, notes) moves too often to be worth a row.
-CREATE FUNCTION referral_tracked_names() RETURNS text[]
+CREATE FUNCTION partner_center_referral_tracked_names() RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT ARRAY['status', 'substatus', 'deal_value', 'currency', 'qualification',
                  'expiration_date', 'close_date', 'expected_close_date', 'team']
 $$;
 
-CREATE FUNCTION referral_tracked_values(
+CREATE FUNCTION partner_center_referral_tracked_values(
     status text, substatus text, deal_value numeric, currency text, qualification text, payload jsonb
 ) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT ARRAY[status, substatus, deal_value::text, currency, qualification,
                  payload->>'expirationDateTime', payload->>'closedDateTime',
-                 payload->'details'->>'closingDateTime', referral_team(payload)]
+                 payload->'details'->>'closingDateTime', partner_center_referral_team(payload)]
 $$;
