@@ -14,7 +14,7 @@ use super::StoreError;
 use super::referrals::ReferralRow;
 
 /// One history row as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChangeRow {
     #[serde(skip)]
     pub id: i64,
@@ -22,9 +22,7 @@ pub struct ChangeRow {
     pub observed_at: DateTime<Utc>,
     pub run_id: Option<i64>,
     pub field: String,
-    #[sqlx(rename = "old_value")]
     pub old: Option<String>,
-    #[sqlx(rename = "new_value")]
     pub new: Option<String>,
 }
 
@@ -38,14 +36,14 @@ pub(super) async fn record_created(
     if rows.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field, new_value)
          SELECT id, $3, $4, 'created', status FROM UNNEST($1::text[], $2::text[]) AS t(id, status)",
+        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>() as &[&str],
+        &rows.iter().map(|r| r.status.as_deref()).collect::<Vec<Option<&str>>>() as &[Option<&str>],
+        observed_at,
+        run_id,
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.status.as_deref()).collect::<Vec<_>>())
-    .bind(observed_at)
-    .bind(run_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -61,13 +59,13 @@ pub(super) async fn record_returned(
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field)
          SELECT id, $2, $3, 'returned' FROM UNNEST($1::text[]) AS t(id)",
+        ids,
+        observed_at,
+        run_id,
     )
-    .bind(ids)
-    .bind(observed_at)
-    .bind(run_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -75,11 +73,12 @@ pub(super) async fn record_returned(
 
 /// Every change of one referral, oldest first.
 pub async fn for_referral(pool: &PgPool, referral_id: &str) -> Result<Vec<ChangeRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, referral_id, observed_at, run_id, field, old_value, new_value
-         FROM partner_center_referral_changes WHERE referral_id = $1 ORDER BY id",
+    Ok(sqlx::query_as!(
+        ChangeRow,
+        r#"SELECT id, referral_id, observed_at, run_id, field, old_value AS old, new_value AS new
+         FROM partner_center_referral_changes WHERE referral_id = $1 ORDER BY id"#,
+        referral_id,
     )
-    .bind(referral_id)
     .fetch_all(pool)
     .await?)
 }
@@ -92,15 +91,16 @@ pub async fn page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<ChangeRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, referral_id, observed_at, run_id, field, old_value, new_value
+    Ok(sqlx::query_as!(
+        ChangeRow,
+        r#"SELECT id, referral_id, observed_at, run_id, field, old_value AS old, new_value AS new
          FROM partner_center_referral_changes
          WHERE id > $1 AND ($2::timestamptz IS NULL OR observed_at >= $2)
-         ORDER BY id LIMIT $3",
+         ORDER BY id LIMIT $3"#,
+        after,
+        since,
+        limit,
     )
-    .bind(after)
-    .bind(since)
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

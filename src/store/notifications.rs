@@ -39,25 +39,24 @@ pub async fn enqueue(
     if items.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO partner_center_notifications
              (delivery_id, destination, event, referral_id, run_id, dedupe_key, data, state)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[],
                               $7::jsonb[], $8::text[])
          ON CONFLICT (destination, dedupe_key) DO NOTHING",
-    )
-    .bind(items.iter().map(|_| Uuid::new_v4()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.destination.as_str()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.event.as_str()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.referral_id.as_deref()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.run_id).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| i.dedupe_key.as_str()).collect::<Vec<_>>())
-    .bind(items.iter().map(|i| &i.data).collect::<Vec<_>>())
-    .bind(
-        items
+        &items.iter().map(|_| Uuid::new_v4()).collect::<Vec<_>>(),
+        &items.iter().map(|i| i.destination.as_str()).collect::<Vec<&str>>() as &[&str],
+        &items.iter().map(|i| i.event.as_str()).collect::<Vec<&str>>() as &[&str],
+        &items.iter().map(|i| i.referral_id.as_deref()).collect::<Vec<Option<&str>>>()
+            as &[Option<&str>],
+        &items.iter().map(|i| i.run_id).collect::<Vec<Option<i64>>>() as &[Option<i64>],
+        &items.iter().map(|i| i.dedupe_key.as_str()).collect::<Vec<&str>>() as &[&str],
+        &items.iter().map(|i| i.data.clone()).collect::<Vec<Value>>(),
+        &items
             .iter()
             .map(|i| if i.held { "held" } else { "pending" })
-            .collect::<Vec<_>>(),
+            .collect::<Vec<&str>>() as &[&str],
     )
     .execute(conn)
     .await?;
@@ -76,7 +75,7 @@ pub async fn release(
     run_id: Option<i64>,
     digest_over: u32,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    sqlx::query!(
         "WITH big AS (
              SELECT run_id, destination, count(*) AS n FROM partner_center_notifications
              WHERE state = 'held' AND ($1::int8 IS NULL OR run_id = $1)
@@ -106,17 +105,17 @@ pub async fn release(
                    AND b.run_id IS NOT DISTINCT FROM n.run_id) THEN 'merged' ELSE 'pending' END,
              next_attempt_at = now()
          WHERE n.state = 'held' AND ($1::int8 IS NULL OR n.run_id = $1)",
+        run_id,
+        i64::from(digest_over),
+        DIGEST_SAMPLE,
     )
-    .bind(run_id)
-    .bind(i64::from(digest_over))
-    .bind(DIGEST_SAMPLE)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// A claimed row, to send now.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug)]
 pub struct Due {
     pub id: i64,
     pub delivery_id: Uuid,
@@ -134,7 +133,8 @@ pub async fn claim(
     destination: &str,
     lease: Duration,
 ) -> Result<Option<Due>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        Due,
         "UPDATE partner_center_notifications
          SET next_attempt_at = now() + make_interval(secs => $2), attempts = attempts + 1
          WHERE id = (
@@ -146,9 +146,9 @@ pub async fn claim(
                      AND p.referral_id = n.referral_id AND p.id < n.id)
              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING id, delivery_id, event, referral_id, data, attempts, created_at",
+        destination,
+        lease.as_secs_f64(),
     )
-    .bind(destination)
-    .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await?)
 }
@@ -156,18 +156,18 @@ pub async fn claim(
 /// The receiver accepted it.
 pub async fn mark_delivered(pool: &PgPool, destination: &str, id: i64) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE partner_center_notifications SET state = 'delivered', delivered_at = now(), last_error = NULL
          WHERE id = $1",
+        id,
     )
-    .bind(id)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO partner_center_notify_destinations (name, last_delivered_at) VALUES ($1, now())
          ON CONFLICT (name) DO UPDATE SET consecutive_failures = 0, last_delivered_at = now()",
+        destination,
     )
-    .bind(destination)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -184,24 +184,24 @@ pub async fn mark_failed(
     retry_in: Duration,
 ) -> Result<i32, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE partner_center_notifications
          SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
+        id,
+        error,
+        retry_in.as_secs_f64(),
     )
-    .bind(id)
-    .bind(error)
-    .bind(retry_in.as_secs_f64())
     .execute(&mut *tx)
     .await?;
-    let failures: i32 = sqlx::query_scalar(
+    let failures = sqlx::query_scalar!(
         "INSERT INTO partner_center_notify_destinations (name, consecutive_failures, failed_total, last_error)
          VALUES ($1, 1, 1, $2)
          ON CONFLICT (name) DO UPDATE SET consecutive_failures = partner_center_notify_destinations.consecutive_failures + 1,
              failed_total = partner_center_notify_destinations.failed_total + 1, last_error = $2
          RETURNING consecutive_failures",
+        destination,
+        error,
     )
-    .bind(destination)
-    .bind(error)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -209,7 +209,7 @@ pub async fn mark_failed(
 }
 
 /// A destination's delivery record.
-#[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DestinationStats {
     pub name: String,
     /// Held and pending rows: the backlog.
@@ -225,24 +225,26 @@ pub async fn destination_stats(
     pool: &PgPool,
     names: &[String],
 ) -> Result<Vec<DestinationStats>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT n.name,
+    Ok(sqlx::query_as!(
+        DestinationStats,
+        r#"SELECT n.name AS "name!",
                 (SELECT count(*) FROM partner_center_notifications q
-                 WHERE q.destination = n.name AND q.state IN ('held', 'pending')) AS pending,
-                coalesce(d.consecutive_failures, 0) AS consecutive_failures,
-                coalesce(d.failed_total, 0) AS failed_total, d.last_error, d.last_delivered_at
+                 WHERE q.destination = n.name AND q.state IN ('held', 'pending')) AS "pending!",
+                coalesce(d.consecutive_failures, 0) AS "consecutive_failures!",
+                coalesce(d.failed_total, 0) AS "failed_total!", d.last_error AS "last_error?",
+                d.last_delivered_at AS "last_delivered_at?"
          FROM UNNEST($1::text[]) WITH ORDINALITY AS n(name, pos)
          LEFT JOIN partner_center_notify_destinations d ON d.name = n.name
-         ORDER BY n.pos",
+         ORDER BY n.pos"#,
+        names,
     )
-    .bind(names)
     .fetch_all(pool)
     .await?)
 }
 
 /// A row as the API lists it. `state` is `pending` (held or waiting), `failed` (its
 /// last attempt failed; it is retried) or `delivered`; digest members are not listed.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationRow {
     pub id: i64,
     #[schema(value_type = String)]
@@ -259,21 +261,22 @@ pub struct NotificationRow {
 
 /// The newest rows first.
 pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<NotificationRow>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, delivery_id, destination, event, referral_id,
+    Ok(sqlx::query_as!(
+        NotificationRow,
+        r#"SELECT id, delivery_id, destination, event, referral_id,
                 CASE WHEN state = 'delivered' THEN 'delivered'
-                     WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END AS state,
+                     WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END AS "state!",
                 attempts, last_error, created_at, delivered_at
          FROM partner_center_notifications WHERE state <> 'merged'
-         ORDER BY id DESC LIMIT $1",
+         ORDER BY id DESC LIMIT $1"#,
+        limit,
     )
-    .bind(limit)
     .fetch_all(pool)
     .await?)
 }
 
 /// What a message says about a referral.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub id: String,
     pub name: Option<String>,
@@ -284,7 +287,6 @@ pub struct Snapshot {
     pub substatus: Option<String>,
     pub direction: Option<String>,
     #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
     pub kind: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -297,12 +299,14 @@ pub async fn snapshots(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(
-        "SELECT id, name, customer_name, deal_value::text AS deal_value, currency, status, substatus,
-                direction, type, payload_timestamp(payload->>'expirationDateTime') AS expires_at
-         FROM partner_center_referrals WHERE id = ANY($1) ORDER BY id",
+    Ok(sqlx::query_as!(
+        Snapshot,
+        r#"SELECT id, name, customer_name, deal_value::text AS deal_value, currency, status, substatus,
+                direction, type AS kind,
+                partner_center_payload_timestamp(payload->>'expirationDateTime') AS expires_at
+         FROM partner_center_referrals WHERE id = ANY($1) ORDER BY id"#,
+        ids,
     )
-    .bind(ids)
     .fetch_all(conn)
     .await?)
 }
@@ -312,24 +316,27 @@ pub async fn expiring(
     conn: &mut PgConnection,
     within: Duration,
 ) -> Result<Vec<Snapshot>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, customer_name, deal_value::text AS deal_value, currency, status, substatus,
-                direction, type, payload_timestamp(payload->>'expirationDateTime') AS expires_at
+    Ok(sqlx::query_as!(
+        Snapshot,
+        r#"SELECT id, name, customer_name, deal_value::text AS deal_value, currency, status, substatus,
+                direction, type AS kind,
+                partner_center_payload_timestamp(payload->>'expirationDateTime') AS expires_at
          FROM partner_center_referrals
          WHERE status = 'New' AND missing_since IS NULL
-           AND payload_timestamp(payload->>'expirationDateTime') BETWEEN now() AND now() + make_interval(secs => $1)
-         ORDER BY id",
+           AND partner_center_payload_timestamp(payload->>'expirationDateTime')
+               BETWEEN now() AND now() + make_interval(secs => $1)
+         ORDER BY id"#,
+        within.as_secs_f64(),
     )
-    .bind(within.as_secs_f64())
     .fetch_all(conn)
     .await?)
 }
 
 /// True when no referral was ever stored: the next run is the first import.
 pub async fn table_is_empty(pool: &PgPool) -> Result<bool, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM partner_center_referrals)")
-            .fetch_one(pool)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT NOT EXISTS (SELECT 1 FROM partner_center_referrals) AS "empty!""#
     )
+    .fetch_one(pool)
+    .await?)
 }

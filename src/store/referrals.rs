@@ -277,7 +277,6 @@ fn copy_timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// An updated row: its id and its status before and after.
-#[derive(sqlx::FromRow)]
 struct Written {
     id: String,
     old_status: Option<String>,
@@ -303,8 +302,9 @@ async fn update_changed(
             .map(|r| f(r).as_deref())
             .collect::<Vec<Option<&str>>>()
     };
-    Ok(sqlx::query_as::<_, Written>(
-        "WITH u AS (
+    Ok(sqlx::query_as!(
+        Written,
+        r#"WITH u AS (
              UPDATE partner_center_referrals AS r SET
                  engagement_id = i.engagement_id, name = i.name, status = i.status, substatus = i.substatus,
                  type = i.type, qualification = i.qualification, direction = i.direction,
@@ -326,33 +326,33 @@ async fn update_changed(
                  partner_center_referral_tracked_values(r.status, r.substatus, r.deal_value, r.currency, r.qualification, r.payload) AS new_v
          ), history AS (
              INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field, old_value, new_value)
-             SELECT u.id, $18, $19, f.field, f.old, f.new
+             SELECT u.id, $18::timestamptz, $19::int8, f.field, f.old, f.new
              FROM u CROSS JOIN LATERAL unnest(partner_center_referral_tracked_names(), u.old_v, u.new_v) AS f(field, old, new)
              WHERE f.old IS DISTINCT FROM f.new
              UNION ALL
-             SELECT u.id, $18, $19, 'returned', NULL, NULL FROM u WHERE u.was_missing
+             SELECT u.id, $18::timestamptz, $19::int8, 'returned', NULL, NULL FROM u WHERE u.was_missing
          )
-         SELECT id, old_status, old_substatus, new_status, new_substatus FROM u",
+         SELECT id AS "id!", old_status, old_substatus, new_status, new_substatus FROM u"#,
+        &rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>() as &[&str],
+        &col(|r| &r.engagement_id) as &[Option<&str>],
+        &col(|r| &r.name) as &[Option<&str>],
+        &col(|r| &r.status) as &[Option<&str>],
+        &col(|r| &r.substatus) as &[Option<&str>],
+        &col(|r| &r.kind) as &[Option<&str>],
+        &col(|r| &r.qualification) as &[Option<&str>],
+        &col(|r| &r.direction) as &[Option<&str>],
+        &col(|r| &r.customer_name) as &[Option<&str>],
+        &col(|r| &r.customer_country) as &[Option<&str>],
+        &col(|r| &r.customer_domain) as &[Option<&str>],
+        &col(|r| &r.deal_value) as &[Option<&str>],
+        &col(|r| &r.currency) as &[Option<&str>],
+        &rows.iter().map(|r| r.created_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &rows.iter().map(|r| r.updated_at).collect::<Vec<_>>() as &[Option<DateTime<Utc>>],
+        &col(|r| &r.etag) as &[Option<&str>],
+        &rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>() as &[&str],
+        seen_at,
+        run_id,
     )
-    .bind(rows.iter().map(|r| r.id.as_str()).collect::<Vec<&str>>())
-    .bind(col(|r| &r.engagement_id))
-    .bind(col(|r| &r.name))
-    .bind(col(|r| &r.status))
-    .bind(col(|r| &r.substatus))
-    .bind(col(|r| &r.kind))
-    .bind(col(|r| &r.qualification))
-    .bind(col(|r| &r.direction))
-    .bind(col(|r| &r.customer_name))
-    .bind(col(|r| &r.customer_country))
-    .bind(col(|r| &r.customer_domain))
-    .bind(col(|r| &r.deal_value))
-    .bind(col(|r| &r.currency))
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(col(|r| &r.etag))
-    .bind(rows.iter().map(|r| r.payload.get()).collect::<Vec<&str>>())
-    .bind(seen_at)
-    .bind(run_id)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -371,18 +371,18 @@ pub async fn mark_missing(
     pass_started: DateTime<Utc>,
     run_id: Option<i64>,
 ) -> Result<Marked, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "WITH m AS (
+    let ids = sqlx::query_scalar!(
+        r#"WITH m AS (
              UPDATE partner_center_referrals SET missing_since = now()
              WHERE missing_since IS NULL AND last_seen_at < $1 RETURNING id
          ), history AS (
              INSERT INTO partner_center_referral_changes (referral_id, observed_at, run_id, field)
              SELECT id, $1, $2, 'missing' FROM m
          )
-         SELECT id FROM m",
+         SELECT id AS "id!" FROM m"#,
+        pass_started,
+        run_id,
     )
-    .bind(pass_started)
-    .bind(run_id)
     .fetch_all(conn)
     .await?;
     Ok(Marked {

@@ -139,6 +139,8 @@ async fn earlier_deployment(
     if found.ours || !found.theirs {
         return Ok(None);
     }
+    // Not `query_as!`: `_sqlx_migrations` exists only in an earlier deployment's database,
+    // never in the one the compile-time check prepares from today's migrations.
     let rows: Vec<(i64, String, bool)> = sqlx::query_as(
         "SELECT version, encode(checksum, 'hex'), success FROM _sqlx_migrations ORDER BY version",
     )
