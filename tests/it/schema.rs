@@ -339,6 +339,15 @@ async fn a_database_of_the_first_versions_is_renamed_in_place_keeping_every_row(
     let fixtures =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/migrations_v0_1");
     let old = Migrator::new(fixtures).await.expect("old migrations");
+    // Today's migrations: the upgrade applies those the earlier version did not have.
+    let today =
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+            .expect("migrations/")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            })
+            .count() as i64;
     let fresh = TestDb::new().await;
     let fresh_catalog = catalog(&fresh.pool, "public").await;
 
@@ -369,7 +378,7 @@ async fn a_database_of_the_first_versions_is_renamed_in_place_keeping_every_row(
             "{out}"
         );
         assert!(
-            out.contains(&format!("Applied {} migration(s)", 4 - applied)),
+            out.contains(&format!("Applied {} migration(s)", today - applied)),
             "{out}"
         );
 

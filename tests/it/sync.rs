@@ -1446,7 +1446,11 @@ async fn full_with_since_is_a_usage_error_and_pretty_logs_have_no_colour_off_a_t
         stderr.contains("the argument '--full' cannot be used with '--since <TIMESTAMP>'"),
         "{stderr}"
     );
-    assert_eq!(env.count("SELECT count(*) FROM sync_runs").await, 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM partner_center_sync_runs")
+            .await,
+        0
+    );
 
     let out = cli(&env)
         .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "pretty")

@@ -61,11 +61,12 @@ async fn sync(live: &Live, n: i64) {
     assert_eq!(response.status(), 202, "the trigger is accepted");
     let deadline = Instant::now() + WAIT;
     loop {
-        let done: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sync_runs WHERE status = 'succeeded'")
-                .fetch_one(&live.site.db.pool)
-                .await
-                .expect("count runs");
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM partner_center_sync_runs WHERE status = 'succeeded'",
+        )
+        .fetch_one(&live.site.db.pool)
+        .await
+        .expect("count runs");
         if done >= n {
             return;
         }
