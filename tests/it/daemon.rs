@@ -19,34 +19,11 @@ use partner_center_sync::config::Config;
 use pc_emulator::{Emulator, EmulatorConfig, FaultSpec, PathKind};
 use serde_json::Value;
 use sqlx::PgPool;
-use support::TestDb;
+use support::{TestDb, wait_for};
 
 /// How long a debug build may take to answer `/healthz` after spawn.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const API_TOKEN: &str = "daemon-test-token-0123456789";
-
-/// Polls `$body` (an expression yielding `Option<T>`, may `.await`) every 100 ms until it
-/// is `Some`, or panics after `$secs` seconds naming what was awaited and showing the
-/// daemon's last log lines.
-macro_rules! wait_for {
-    ($daemon:expr, $secs:expr, $what:expr, $body:expr) => {{
-        let deadline = Instant::now() + Duration::from_secs($secs);
-        loop {
-            if let Some(v) = $body {
-                break v;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {}s waiting for {}\n--- daemon log tail ---\n{}",
-                    $secs,
-                    $what,
-                    $daemon.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
 
 /// The emulator, a fresh database, a temp dir with a signed-in token cache.
 struct Setup {

@@ -25,35 +25,13 @@ use partner_center_sync::config::Config;
 use pc_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 use sha2::Sha256;
-use support::TestDb;
+use support::{TestDb, wait_for};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The HMAC key of the `json` destinations.
 const HMAC_KEY: &str = "test-hmac-key-5d1c0b7e";
 /// Part of every webhook URL: it must never show in logs or `config show`.
 const URL_SECRET: &str = "webhook-secret-path-8f3a91";
-
-/// Polls `$body` (an `Option`) every 100 ms until `Some`, or panics after `$secs` seconds
-/// with what was awaited and the daemon's log tail.
-macro_rules! wait_for {
-    ($daemon:expr, $secs:expr, $what:expr, $body:expr) => {{
-        let deadline = Instant::now() + Duration::from_secs($secs);
-        loop {
-            if let Some(v) = $body {
-                break v;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {}s waiting for {}\n--- daemon log tail ---\n{}",
-                    $secs,
-                    $what,
-                    $daemon.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
-}
 
 /// One request the receiver saw, and what it answered (0: no answer, the test hung it).
 #[derive(Clone, Debug)]

@@ -216,3 +216,27 @@ pub fn promtool_check_metrics(body: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Polls `$body` (an expression yielding `Option<T>`, may `.await`) every 100 ms until it
+/// is `Some`, or panics after `$secs` seconds naming what was awaited and showing the
+/// daemon's last log lines.
+macro_rules! wait_for {
+    ($daemon:expr, $secs:expr, $what:expr, $body:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if let Some(v) = $body {
+                break v;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {}s waiting for {}\n--- daemon log tail ---\n{}",
+                    $secs,
+                    $what,
+                    $daemon.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }};
+}
+pub(crate) use wait_for;
