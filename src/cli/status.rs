@@ -193,8 +193,12 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
             .ok()?;
         list["items"].as_array().cloned()
     };
+    // A daemon with `api_token` answers a caller without it with its public summary only:
+    // booleans for the sign-in, no account, no runs.
+    let public = health.get("auth").is_none();
     let runs = match listed.await {
         Some(items) => Ok(items),
+        None if public => Err("listed only with the daemon's api_token".to_owned()),
         None => Ok(health["current_run"]
             .as_object()
             .into_iter()
@@ -202,9 +206,23 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
             .map(|r| Value::Object(r.clone()))
             .collect()),
     };
-    let auth = health["auth"].clone();
+    let auth = if public {
+        let state = if health["sign_in_required"] == true {
+            "sign_in_required"
+        } else if health["signed_in"] == true {
+            "signed_in"
+        } else {
+            "unknown"
+        };
+        json!({ "state": state })
+    } else {
+        health["auth"].clone()
+    };
     let state = auth["state"].as_str().unwrap_or("unknown");
     let auth_text = match state {
+        "signed_in" if public => {
+            "Sign-in: signed in (the daemon names the account only with its api_token)".to_owned()
+        }
         "signed_in" => format!(
             "Sign-in: signed in as {} (access token valid until {})",
             auth["account"].as_str().unwrap_or("(unknown account)"),
