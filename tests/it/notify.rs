@@ -845,6 +845,13 @@ async fn notify_test_sends_a_sample_of_each_event_and_bad_tables_exit_78() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("500") && !err.contains(URL_SECRET), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(": failed: ")).count(),
+        6,
+        "what each sample got back: {stdout}"
+    );
+    assert!(!stdout.contains(URL_SECRET), "{stdout}");
 
     s.write_config(
         "",
