@@ -1384,12 +1384,13 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
     });
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let listen = d.base.trim_start_matches("http://").to_owned();
-    let status = |json: bool| {
+    let status_with = |json: bool, token: Option<&str>| {
         let mut c = support::command();
-        c.arg("status")
-            .env("HUNTER_PARTNER_CENTER_LISTEN", &listen)
-            .env("HUNTER_PARTNER_CENTER_API_TOKEN", API_TOKEN)
-            .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+        c.arg("status").env("HUNTER_PARTNER_CENTER_LISTEN", &listen);
+        if let Some(token) = token {
+            c.env("HUNTER_PARTNER_CENTER_API_TOKEN", token);
+        }
+        c.env("HUNTER_PARTNER_CENTER_ENABLED", "true")
             .env("HUNTER_PARTNER_CENTER_CLIENT_ID", s.emulator.client_id())
             .env("HUNTER_PARTNER_CENTER_TENANT_ID", s.emulator.tenant_id())
             .env(
@@ -1402,6 +1403,8 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
         }
         c.output().expect("status runs")
     };
+    let status = |json: bool| status_with(json, Some(API_TOKEN));
+    let status_without_token = |json: bool| status_with(json, None);
 
     let out = status(false);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1427,6 +1430,20 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
     assert_eq!(json["auth"]["state"], "signed_in");
     assert_eq!(json["runs"][0]["fetched"], 5);
     assert_eq!(json["daemon"]["database"]["reachable"], true);
+
+    // Without the token the daemon answers `/healthz` in its public form: the sign-in
+    // state still comes through, the runs are said to need the token.
+    let out = status_without_token(false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("Sign-in: signed in (") && stdout.contains("Runs: unavailable"),
+        "{stdout}"
+    );
+    let json: Value =
+        serde_json::from_slice(&status_without_token(true).stdout).expect("status --json");
+    assert_eq!(json["source"], "daemon");
+    assert_eq!(json["auth"]["state"], "signed_in");
 
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(30).await.success());
