@@ -844,6 +844,21 @@ async fn notify_test_sends_a_sample_of_each_event_and_bad_tables_exit_78() {
     }
     for hit in s.receiver.delivered("all") {
         verify_signature(&hit);
+        // Each sample carries what the README's event table says the event carries.
+        let body = hit.json();
+        let carries: &[&str] = match hit.header("x-pcs-event").as_str() {
+            "referral_status_changed" => &["referral", "change"],
+            "referral_expiring" => &["referral", "window_seconds"],
+            "sign_in_required" => &["reason", "last_success_at"],
+            "sync_stale" => &["last_success_at", "stale_after_seconds"],
+            _ => &["referral"],
+        };
+        for key in carries {
+            assert!(body.get(*key).is_some(), "{key} in {body}");
+        }
+        if body["event"] == "referral_status_changed" {
+            assert_eq!(body["referral"]["status"], body["change"]["new_status"]);
+        }
     }
     let out = s.command(&["notify", "test", "nowhere"]).await;
     assert_eq!(out.status.code(), Some(78));
