@@ -279,7 +279,14 @@ async fn dispatch(
                 Err(e @ TestSendError::UnknownDestination { .. }) => {
                     Err(CommandError::new(Exit::Config, e))
                 }
-                Err(e) => Err(CommandError::new(Exit::Failure, e)),
+                Err(e) => {
+                    if let TestSendError::Refused { lines, .. } = &e {
+                        for line in lines {
+                            println!("{line}");
+                        }
+                    }
+                    Err(CommandError::new(Exit::Failure, e))
+                }
             }
         }
         Command::Run => {

@@ -104,7 +104,13 @@ fn print_text(config: &Config, report: &Report) {
             config.listen,
             h["version"].as_str().unwrap_or("unknown"),
             h["database"]["reachable"],
-            h["next_run_at"].as_str().unwrap_or("none")
+            h["next_run_at"]
+                .as_str()
+                .unwrap_or(if h.get("auth").is_none() {
+                    "unknown"
+                } else {
+                    "none"
+                })
         ),
         Source::Local(e) => println!(
             "Daemon: not answering at http://{} ({e}); sign-in and runs are read from this \
@@ -193,12 +199,14 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
             .ok()?;
         list["items"].as_array().cloned()
     };
-    // A daemon with `api_token` answers a caller without it with its public summary only:
-    // booleans for the sign-in, no account, no runs.
+    // Without the right token a daemon with `api_token` answers `/healthz` in its public
+    // form: no `auth` object, no runs, only the `signed_in`/`sign_in_required` flags.
     let public = health.get("auth").is_none();
     let runs = match listed.await {
         Some(items) => Ok(items),
-        None if public => Err("listed only with the daemon's api_token".to_owned()),
+        None if public => {
+            Err("the daemon shows them only to a caller with its `api_token`".to_owned())
+        }
         None => Ok(health["current_run"]
             .as_object()
             .into_iter()
@@ -221,7 +229,7 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
     let state = auth["state"].as_str().unwrap_or("unknown");
     let auth_text = match state {
         "signed_in" if public => {
-            "Sign-in: signed in (the daemon names the account only with its api_token)".to_owned()
+            "Sign-in: signed in (the daemon names the account only with its `api_token`)".to_owned()
         }
         "signed_in" => format!(
             "Sign-in: signed in as {} (access token valid until {})",

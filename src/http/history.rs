@@ -14,8 +14,9 @@
 //! in the order they were recorded, for downstream tools: `{"items": [Change],
 //! "next_cursor": string|null}`. `since`: RFC 3339 time or date (changes observed then or
 //! later); `cursor`: the previous page's `next_cursor`; `limit` 1..=1000 (default 100).
-//! `next_cursor` is null on the last page; polling with the last cursor seen returns only
-//! what was recorded since.
+//! `next_cursor` is the position after the page's last item, also on a short page, so a
+//! poller keeps the last one it got and the next poll returns only what was recorded since;
+//! it is null on an empty page (nothing new: keep the cursor you sent).
 //!
 //! `GET /api/v1/partner-center/notifications?limit=`: `{"destinations": [{name, format,
 //! events, healthy, pending, failed_total, last_error, last_delivered_at}], "items":
@@ -93,8 +94,7 @@ pub(super) async fn changes(
     let after = p.cursor("cursor")?;
     let limit = p.int("limit", 100, 1, 1000)?;
     let items = history::page(&state.pool, since, after, limit).await?;
-    let full = i64::try_from(items.len()).is_ok_and(|n| n == limit);
-    let next_cursor = items.last().filter(|_| full).map(|c| c.id.to_string());
+    let next_cursor = items.last().map(|c| c.id.to_string());
     Ok(Json(ChangePage { items, next_cursor }))
 }
 

@@ -335,11 +335,15 @@ pub fn samples() -> Vec<(&'static str, Value)> {
         "status": "New", "substatus": "Pending", "direction": "Incoming", "type": "Shared",
         "expires_at": "2030-01-31T00:00:00Z",
     });
+    // After the move, as a real `referral_status_changed` carries it.
+    let mut moved = referral.clone();
+    moved["status"] = json!("Active");
+    moved["substatus"] = json!("Accepted");
     vec![
         ("referral_new", json!({"referral": referral})),
         (
             "referral_status_changed",
-            json!({"referral": referral, "change": {
+            json!({"referral": moved, "change": {
             "old_status": "New", "old_substatus": "Pending", "new_status": "Active", "new_substatus": "Accepted"}}),
         ),
         (
@@ -349,11 +353,12 @@ pub fn samples() -> Vec<(&'static str, Value)> {
         ("referral_missing", json!({"referral": referral})),
         (
             "sign_in_required",
-            json!({"reason": "sample: the refresh token was revoked"}),
+            json!({"reason": "sample: the refresh token was revoked",
+                "last_success_at": "2030-01-01T00:00:00Z"}),
         ),
         (
             "sync_stale",
-            json!({"last_success_at": "2030-01-01T00:00:00Z"}),
+            json!({"last_success_at": "2030-01-01T00:00:00Z", "stale_after_seconds": 3600}),
         ),
     ]
 }

@@ -22,6 +22,8 @@ pub enum TestSendError {
         failed: usize,
         total: usize,
         first_error: String,
+        /// What each sample got back, as on success.
+        lines: Vec<String>,
     },
 }
 
@@ -69,6 +71,7 @@ pub async fn run(config: &Config, name: &str) -> Result<Vec<String>, TestSendErr
             failed: errors.len(),
             total,
             first_error: first.clone(),
+            lines,
         }),
     }
 }

@@ -1386,9 +1386,11 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
     let listen = d.base.trim_start_matches("http://").to_owned();
     let status_with = |json: bool, token: Option<&str>| {
         let mut c = support::command();
-        c.arg("status")
-            .env("HUNTER_PARTNER_CENTER_LISTEN", &listen)
-            .env("HUNTER_PARTNER_CENTER_ENABLED", "true")
+        c.arg("status").env("HUNTER_PARTNER_CENTER_LISTEN", &listen);
+        if let Some(token) = token {
+            c.env("HUNTER_PARTNER_CENTER_API_TOKEN", token);
+        }
+        c.env("HUNTER_PARTNER_CENTER_ENABLED", "true")
             .env("HUNTER_PARTNER_CENTER_CLIENT_ID", s.emulator.client_id())
             .env("HUNTER_PARTNER_CENTER_TENANT_ID", s.emulator.tenant_id())
             .env(
@@ -1396,15 +1398,13 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
                 elsewhere.path().join("msal_token_cache.json"),
             )
             .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json");
-        if let Some(token) = token {
-            c.env("HUNTER_PARTNER_CENTER_API_TOKEN", token);
-        }
         if json {
             c.arg("--json");
         }
         c.output().expect("status runs")
     };
     let status = |json: bool| status_with(json, Some(API_TOKEN));
+    let status_without_token = |json: bool| status_with(json, None);
 
     let out = status(false);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1431,20 +1431,17 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
     assert_eq!(json["runs"][0]["fetched"], 5);
     assert_eq!(json["daemon"]["database"]["reachable"], true);
 
-    // Without the token the daemon shows only its public summary: the sign-in state
-    // still comes through, the account and the runs are said to need the token.
-    let out = status_with(false, None);
+    // Without the token the daemon answers `/healthz` in its public form: the sign-in
+    // state still comes through, the runs are said to need the token.
+    let out = status_without_token(false);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
-        stdout
-            .contains("Sign-in: signed in (the daemon names the account only with its api_token)")
-            && stdout.contains("Runs: unavailable (listed only with the daemon's api_token)")
-            && !stdout.contains("adatumpartners.com"),
+        stdout.contains("Sign-in: signed in (") && stdout.contains("Runs: unavailable"),
         "{stdout}"
     );
     let json: Value =
-        serde_json::from_slice(&status_with(true, None).stdout).expect("status --json");
+        serde_json::from_slice(&status_without_token(true).stdout).expect("status --json");
     assert_eq!(json["source"], "daemon");
     assert_eq!(json["auth"]["state"], "signed_in");
 
@@ -1457,4 +1454,32 @@ async fn status_from_another_shell_reports_the_running_daemons_state() {
         stdout.contains("Daemon: not answering") && stdout.contains("Runs: unavailable"),
         "{stdout}"
     );
+}
+
+/// A `status` without the daemon's token still hears that a sign-in is required, and
+/// exits 77 with the one sign-in sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_without_the_token_still_exits_77_when_the_daemon_needs_a_sign_in() {
+    let s = Setup::new(5, "").await;
+    s.write_config(&format!(
+        "enabled = true\nsync_interval = 600\nsync_on_startup = false\napi_token = \"{API_TOKEN}\"\n"
+    ));
+    let d = s.spawn().await;
+    let out = support::command()
+        .arg("status")
+        .env(
+            "HUNTER_PARTNER_CENTER_LISTEN",
+            d.base.trim_start_matches("http://"),
+        )
+        .env("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json")
+        .output()
+        .expect("status runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("Sign-in required: run `partner-center-sync login`"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("as the daemon reports them"), "{stdout}");
 }

@@ -598,7 +598,16 @@ async fn the_first_import_is_a_summary_then_each_new_referral_and_status_change_
         next["items"].as_array().map(Vec::len),
         Some(total as usize - 5)
     );
-    assert_eq!(next["next_cursor"], Value::Null);
+    // The last page still gives its position, so a poller keeps it and sees only what
+    // is recorded after; an empty page gives none.
+    let last = next["next_cursor"]
+        .as_str()
+        .expect("a short page's position");
+    let (_, after) = d
+        .get(&format!("/api/v1/partner-center/changes?cursor={last}"))
+        .await;
+    assert_eq!(after["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(after["next_cursor"], Value::Null);
     for (query, param) in [
         ("since=yesterday", "since"),
         ("cursor=abc", "cursor"),
@@ -835,6 +844,21 @@ async fn notify_test_sends_a_sample_of_each_event_and_bad_tables_exit_78() {
     }
     for hit in s.receiver.delivered("all") {
         verify_signature(&hit);
+        // Each sample carries what the README's event table says the event carries.
+        let body = hit.json();
+        let carries: &[&str] = match hit.header("x-pcs-event").as_str() {
+            "referral_status_changed" => &["referral", "change"],
+            "referral_expiring" => &["referral", "window_seconds"],
+            "sign_in_required" => &["reason", "last_success_at"],
+            "sync_stale" => &["last_success_at", "stale_after_seconds"],
+            _ => &["referral"],
+        };
+        for key in carries {
+            assert!(body.get(*key).is_some(), "{key} in {body}");
+        }
+        if body["event"] == "referral_status_changed" {
+            assert_eq!(body["referral"]["status"], body["change"]["new_status"]);
+        }
     }
     let out = s.command(&["notify", "test", "nowhere"]).await;
     assert_eq!(out.status.code(), Some(78));
@@ -845,6 +869,13 @@ async fn notify_test_sends_a_sample_of_each_event_and_bad_tables_exit_78() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("500") && !err.contains(URL_SECRET), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(": failed: ")).count(),
+        6,
+        "what each sample got back: {stdout}"
+    );
+    assert!(!stdout.contains(URL_SECRET), "{stdout}");
 
     s.write_config(
         "",
