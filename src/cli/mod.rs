@@ -174,6 +174,15 @@ pub fn main() -> ExitCode {
         return generate::main(args);
     }
     let cli = Cli::parse_from(args);
+    if matches!(cli.command, Command::Status { .. } | Command::Config(_)) {
+        // Commands that only print: `status | head` ends them quietly, as any Unix tool,
+        // instead of `println!` panicking on the closed pipe. Not for the daemon or a sync,
+        // which must never die of a closed stdout.
+        // SAFETY: called before any thread exists; resets one signal's disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let mut options = LoadOptions::from_process(cli.config.clone());
     options.strict_env = matches!(cli.command, Command::Config(ConfigCommand::Check));
     let loaded = match config::load(&options) {

@@ -238,11 +238,10 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
                 .as_str()
                 .unwrap_or("unknown")
         ),
-        "sign_in_required" => format!(
-            "Sign-in: {}",
-            auth["message"]
-                .as_str()
-                .unwrap_or("required: run `partner-center-sync login`")
+        // The daemon's message is the whole sentence ("Sign-in required: run …").
+        "sign_in_required" => auth["message"].as_str().map_or_else(
+            || auth::SignInRequired::new("the daemon reports it").to_string(),
+            str::to_owned,
         ),
         _ => "Sign-in: not checked yet by the daemon (it asks for a token when a run needs one)"
             .to_owned(),

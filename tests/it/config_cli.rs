@@ -543,3 +543,30 @@ async fn run_warns_about_shadowed_file_keys_and_unknown_variables_at_start_up() 
     assert_eq!(unknown.len(), 1, "{log}");
     assert_eq!(unknown[0]["variable"], TYPO.0);
 }
+
+/// `config show | head -1` (a reader that leaves early) ends the command the Unix way, by
+/// SIGPIPE, never with a Rust panic and exit 101.
+#[test]
+fn a_closed_stdout_ends_config_show_and_status_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["config", "show"][..], &["status"][..]] {
+        let mut child = command()
+            .args(args)
+            // Nothing answers here, so `status` reads locally and prints at once.
+            .env("HUNTER_PARTNER_CENTER_LISTEN", "127.0.0.1:9")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
