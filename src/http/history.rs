@@ -16,7 +16,7 @@
 //! later); `cursor`: the previous page's `next_cursor`; `limit` 1..=1000 (default 100).
 //! `next_cursor` is the position after the page's last item, also on a short page, so a
 //! poller keeps the last one it got and the next poll returns only what was recorded since;
-//! it is null on an empty page (nothing new: keep the cursor you sent).
+//! an empty page hands back the cursor sent (null when none was sent and nothing exists).
 //!
 //! `GET /api/v1/partner-center/notifications?limit=`: `{"destinations": [{name, format,
 //! events, healthy, pending, failed_total, last_error, last_delivered_at}], "items":
@@ -94,7 +94,12 @@ pub(super) async fn changes(
     let after = p.cursor("cursor")?;
     let limit = p.int("limit", 100, 1, 1000)?;
     let items = history::page(&state.pool, since, after, limit).await?;
-    let next_cursor = items.last().map(|c| c.id.to_string());
+    // An empty page hands the cursor back, so a poller can always keep the last one.
+    let next_cursor = items
+        .last()
+        .map(|c| c.id)
+        .or((after > 0).then_some(after))
+        .map(|id| id.to_string());
     Ok(Json(ChangePage { items, next_cursor }))
 }
 
