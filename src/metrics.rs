@@ -32,7 +32,7 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
+pub(crate) struct BuildLabels {
     pub version: String,
 }
 
@@ -227,7 +227,7 @@ impl Metrics {
 
     /// Replaces the per-status gauge wholesale, so a status no referral holds any more
     /// disappears instead of keeping its last count.
-    pub fn set_referrals_by_status(&self, counts: &[(String, i64)]) {
+    pub(crate) fn set_referrals_by_status(&self, counts: &[(String, i64)]) {
         self.referrals.clear();
         for (status, n) in counts {
             self.referrals
@@ -238,13 +238,13 @@ impl Metrics {
         }
     }
 
-    pub fn destination(name: &str) -> DestinationLabels {
+    pub(crate) fn destination(name: &str) -> DestinationLabels {
         DestinationLabels {
             destination: name.to_owned(),
         }
     }
 
-    pub fn api_request(&self, status: &str, elapsed: std::time::Duration) {
+    pub(crate) fn api_request(&self, status: &str, elapsed: std::time::Duration) {
         self.api_request_duration.observe(elapsed.as_secs_f64());
         self.api_requests
             .get_or_create(&StatusLabels {
@@ -253,7 +253,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn upserted(&self, outcome: &str, n: u64) {
+    pub(crate) fn upserted(&self, outcome: &str, n: u64) {
         self.referrals_upserted
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
@@ -261,7 +261,7 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn run_finished(&self, trigger: &str, status: &str) {
+    pub(crate) fn run_finished(&self, trigger: &str, status: &str) {
         self.runs
             .get_or_create(&RunLabels {
                 trigger: trigger.to_owned(),
@@ -280,7 +280,7 @@ impl Metrics {
 
     /// The classic Prometheus text format (0.0.4), for clients that do not ask for
     /// OpenMetrics: curl, `promtool check metrics`, older scrapers.
-    pub fn encode_prometheus_text(&self) -> String {
+    pub(crate) fn encode_prometheus_text(&self) -> String {
         openmetrics_to_prometheus_text(&self.encode())
     }
 }

@@ -58,7 +58,7 @@ impl AuthStatusReport {
 
 impl AuthStatusReport {
     /// The error `status` ends with when a sign-in is required.
-    pub fn sign_in_required(&self) -> Option<SignInRequired> {
+    pub(crate) fn sign_in_required(&self) -> Option<SignInRequired> {
         self.sign_in_required.then(|| {
             SignInRequired::new(
                 self.reason

@@ -66,7 +66,7 @@ impl UnknownEnv {
 impl Loaded {
     /// Logs each unknown variable as `config_env_unknown` (a warning: every command but
     /// `config check` still runs with the rest of the configuration).
-    pub fn warn_unknown_env(&self) {
+    pub(crate) fn warn_unknown_env(&self) {
         for u in &self.unknown_env {
             tracing::warn!(
                 event = "config_env_unknown",
@@ -81,7 +81,7 @@ impl Loaded {
 
     /// Logs each overridden file key as `config_key_shadowed`, at start-up and on every
     /// reload: an edit to that key in the file has no effect while the variable is set.
-    pub fn warn_shadowed_keys(&self) {
+    pub(crate) fn warn_shadowed_keys(&self) {
         for s in &self.shadowed {
             tracing::warn!(
                 event = "config_key_shadowed",

@@ -101,7 +101,7 @@ pub enum Reload {
 
 /// A key whose value differs between two configurations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub key: &'static str,
     pub reload: Reload,
 }
@@ -127,7 +127,7 @@ const fn key(
 /// Every key, in the order `config show` prints them. Environment names keep the old
 /// integration's prefix; `DATABASE_URL` and `RUST_LOG` are the names every tool uses.
 #[rustfmt::skip]
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     key("enabled", "HUNTER_PARTNER_CENTER_ENABLED", Parse::Flag(at!(enabled)), Plain, Live, "feature flag"),
     key("client_id", "HUNTER_PARTNER_CENTER_CLIENT_ID", Parse::OptionalText(at!(client_id)), Plain, Auth, "Entra app (client) id"),
     key("client_secret", "HUNTER_PARTNER_CENTER_CLIENT_SECRET", Parse::Secret(at!(client_secret)), Redacted, Auth, "client secret"),
@@ -280,7 +280,7 @@ impl Key {
 
 /// The keys whose value differs between the running configuration and a reloaded one,
 /// in table order, each with what the reload does about it.
-pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
+pub(crate) fn changes(old: &Config, new: &Config) -> Vec<Change> {
     let mut out: Vec<Change> = KEYS
         .iter()
         .filter(|k| k.differs(old, new))
@@ -307,7 +307,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
 
 impl Config {
     /// Puts back the running value of every restart-only key, so a reload applies the rest.
-    pub fn keep_restart_values(&mut self, running: &Config) {
+    pub(crate) fn keep_restart_values(&mut self, running: &Config) {
         for k in KEYS.iter().filter(|k| k.reload == Reload::Restart) {
             k.copy(running, self);
         }
@@ -317,7 +317,7 @@ impl Config {
 
 /// Hides the password of a database URL, in the user-info and in any `password`-like
 /// query parameter (sqlx reads `?password=`), keeping the rest useful for diagnosis.
-pub fn redact_url(raw: &str) -> String {
+pub(crate) fn redact_url(raw: &str) -> String {
     let Ok(mut u) = Url::parse(raw) else {
         return "[unparseable]".to_owned();
     };

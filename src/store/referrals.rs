@@ -393,7 +393,7 @@ pub async fn mark_missing(
 
 /// A referral, or one field of it, that was not stored as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewSyncError {
+pub(crate) struct NewSyncError {
     /// Shortened when long; `None` when the referral had no readable id.
     pub referral_id: Option<String>,
     pub field: Option<String>,
@@ -401,7 +401,7 @@ pub struct NewSyncError {
 }
 
 /// Records what a batch could not store as sent, in the batch's transaction.
-pub async fn record_errors(
+pub(crate) async fn record_errors(
     conn: &mut PgConnection,
     run_id: i64,
     errors: &[NewSyncError],
@@ -430,13 +430,13 @@ pub async fn record_errors(
 
 /// What an upsert of `rows` would do, for `--dry-run`; reads only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WouldBe {
+pub(crate) enum WouldBe {
     Inserted,
     Updated,
     Unchanged,
 }
 
-pub async fn classify(
+pub(crate) async fn classify(
     pool: &PgPool,
     rows: &[ReferralRow],
 ) -> Result<Vec<(String, WouldBe)>, StoreError> {
@@ -468,7 +468,7 @@ pub async fn classify(
 
 /// For `--dry-run --full`: how many stored, not-yet-missing referrals are absent from
 /// `seen`, and the first `sample` of their ids.
-pub async fn would_be_missing(
+pub(crate) async fn would_be_missing(
     pool: &PgPool,
     seen: &[String],
     sample: i64,

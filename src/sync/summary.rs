@@ -51,7 +51,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// The feature flag is off: nothing was touched.
-    pub fn disabled(trigger: Trigger) -> Self {
+    pub(crate) fn disabled(trigger: Trigger) -> Self {
         let now = Utc::now();
         Self {
             run_id: None,
