@@ -149,7 +149,7 @@ impl CsvChunks {
 
 /// One referral as a line of JSON: the API's own row shape, so scripts can switch between
 /// the two freely.
-pub(crate) fn json_line(r: &ReferralView, out: &mut Vec<u8>) -> io::Result<()> {
+fn json_line(r: &ReferralView, out: &mut Vec<u8>) -> io::Result<()> {
     serde_json::to_writer(&mut *out, r)?;
     out.push(b'\n');
     Ok(())

@@ -32,7 +32,7 @@ pub struct StatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct BuildLabels {
+struct BuildLabels {
     pub version: String,
 }
 

@@ -85,7 +85,7 @@ impl Scheduler {
 
     /// When the next tick is due, for health and the UI.
     #[cfg(test)]
-    pub(crate) fn next_run_at(&self) -> Option<DateTime<Utc>> {
+    fn next_run_at(&self) -> Option<DateTime<Utc>> {
         *self.next_run.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -53,7 +53,7 @@ fn filter(level: &str) -> Result<EnvFilter, String> {
 }
 
 /// The format `auto` resolves to in this process.
-pub(crate) fn resolve(format: LogFormat) -> LogFormat {
+fn resolve(format: LogFormat) -> LogFormat {
     match format {
         LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
         LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Pretty,

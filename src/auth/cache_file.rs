@@ -18,7 +18,7 @@ use super::{AuthError, CacheProblem, SignInRequired};
 /// The largest cache file read. An MSAL cache holds a few KB per login; rewriting a
 /// 100 MB one took over 400 MB, past the unit's `MemoryMax`, so the daemon was killed and
 /// restarted in a loop instead of saying what is wrong.
-pub(crate) const MAX_CACHE_BYTES: u64 = 10 * 1024 * 1024;
+const MAX_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What is on disk.
 #[derive(Debug)]

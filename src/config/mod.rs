@@ -32,7 +32,7 @@ use figment::value::Value;
 use secrecy::SecretString;
 use url::Url;
 
-pub(crate) use env::{Shadowed, UnknownEnv};
+use env::{Shadowed, UnknownEnv};
 pub(crate) use error::{ConfigError, Problem, Source};
 #[cfg(any(test, feature = "dev"))]
 pub(crate) use keys::redact_url;
@@ -43,10 +43,10 @@ pub(crate) use validate::parse_cron;
 use parse::Values;
 
 /// Read when no `--config` is given, if it exists.
-pub(crate) const DEFAULT_CONFIG_PATH: &str = "/etc/partner-center-sync/config.toml";
+const DEFAULT_CONFIG_PATH: &str = "/etc/partner-center-sync/config.toml";
 /// The Partner Center delegated scope; `user_impersonation` rather than `.default` so
 /// MSAL-style cache matching by target works (identity reference, section 1).
-pub(crate) const DEFAULT_SCOPE: &str = "https://api.partner.microsoft.com/user_impersonation";
+const DEFAULT_SCOPE: &str = "https://api.partner.microsoft.com/user_impersonation";
 
 /// The validated, effective configuration.
 #[derive(Clone, Debug)]

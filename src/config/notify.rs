@@ -74,7 +74,7 @@ impl EventKind {
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }

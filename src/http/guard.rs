@@ -105,7 +105,7 @@ fn host_part(authority: &str) -> Option<String> {
 
 /// Loopback names, the listen address and `public_hosts`, on any port: the port says
 /// nothing about which site a browser thinks it is talking to.
-pub(crate) fn host_allowed(config: &Config, authority: &str) -> bool {
+fn host_allowed(config: &Config, authority: &str) -> bool {
     let Some(host) = host_part(authority) else {
         return false;
     };

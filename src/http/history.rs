@@ -39,8 +39,8 @@ use crate::store::history::{self, ChangeRow};
 use crate::store::notifications::{self, NotificationRow};
 use crate::store::{StoreError, read};
 
-pub(crate) const CHANGE_PARAMS: &[&str] = &["since", "cursor", "limit"];
-pub(crate) const NOTIFICATION_PARAMS: &[&str] = &["limit"];
+const CHANGE_PARAMS: &[&str] = &["since", "cursor", "limit"];
+const NOTIFICATION_PARAMS: &[&str] = &["limit"];
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()

@@ -19,7 +19,7 @@ use super::error::ApiError;
 
 /// The longest a handler may take to answer. Counted up to the response's head only: a
 /// CSV export that streams for minutes is not cut, since its rows go out after the head.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Smaller bodies are not worth the CPU; a page of referrals is tens of KB.
 const COMPRESS_ABOVE: u16 = 1024;

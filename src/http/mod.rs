@@ -15,18 +15,18 @@
 //! - `layers.rs`: access log, timeout, compression, common headers, JSON error bodies.
 //! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
 
-pub(crate) mod api;
-pub(crate) mod auth;
-pub(crate) mod error;
-pub(crate) mod export;
-pub(crate) mod guard;
-pub(crate) mod history;
-pub(crate) mod layers;
-pub(crate) mod openapi;
-pub(crate) mod ops;
+mod api;
+mod auth;
+mod error;
+mod export;
+mod guard;
+mod history;
+mod layers;
+mod openapi;
+mod ops;
 pub(crate) mod params;
 pub(crate) mod present;
-pub(crate) mod ui;
+mod ui;
 
 use std::sync::Arc;
 

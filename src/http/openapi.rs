@@ -47,7 +47,7 @@ use crate::store::read::ReferralSort;
     components(schemas(ErrorBody)),
     modifiers(&CommonAnswers)
 )]
-pub(crate) struct ApiDoc;
+struct ApiDoc;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(openapi_json))
@@ -300,7 +300,7 @@ impl IntoParams for RunQuery {
 
 /// The document as committed: pretty JSON with a final newline.
 #[cfg(test)]
-pub(crate) fn document() -> String {
+fn document() -> String {
     let mut text = ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

@@ -14,7 +14,7 @@ use crate::sync::extract::parse_timestamp;
 
 /// A domain as people write it (`bücher.example` for `xn--bcher-kva.example`). A label
 /// that is not valid punycode stays as stored rather than failing the response.
-pub(crate) fn domain_display(ascii: &str) -> String {
+fn domain_display(ascii: &str) -> String {
     let (unicode, result) = idna::domain_to_unicode(ascii);
     if result.is_ok() {
         unicode

@@ -136,7 +136,7 @@ async fn drain(
 
 /// Doubling from one second up to ten minutes, each wait drawn from its upper half so
 /// that many daemons (or many rows) do not retry in step.
-pub(crate) fn backoff(attempts: i32) -> Duration {
+fn backoff(attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.saturating_sub(1))
         .unwrap_or(0)
         .min(20);
@@ -148,7 +148,7 @@ pub(crate) fn backoff(attempts: i32) -> Duration {
 }
 
 /// One POST; the error names what went wrong but never the URL (it is the secret).
-pub(crate) async fn send(
+async fn send(
     http: &reqwest::Client,
     d: &Destination,
     due: &Due,

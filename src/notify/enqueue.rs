@@ -207,7 +207,7 @@ impl Enqueuer {
 
 /// A destination's filters: each list, when set, must hold the referral's value
 /// (compared ignoring case); the minimum needs a deal value at least that high.
-pub(crate) fn passes(d: &Destination, s: &Snapshot) -> bool {
+fn passes(d: &Destination, s: &Snapshot) -> bool {
     let matches = |list: &[String], value: &Option<String>| {
         list.is_empty()
             || value

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::config::Format;
 
 /// Version of the JSON format's schema (README, Notifications).
-pub(crate) const JSON_VERSION: u32 = 1;
+const JSON_VERSION: u32 = 1;
 /// Chat messages list this many digest items; the JSON format carries all it was given.
 const DIGEST_LINES: usize = 10;
 
@@ -27,7 +27,7 @@ pub(crate) struct Event<'a> {
 
 /// A message before its format.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Message {
+struct Message {
     pub title: String,
     pub text: Option<String>,
     pub facts: Vec<(String, String)>,
@@ -45,7 +45,7 @@ pub(crate) fn render(format: Format, event: &Event<'_>, public_url: Option<&str>
 }
 
 /// The link to a referral in this daemon's web UI.
-pub(crate) fn referral_link(public_url: Option<&str>, id: &str) -> Option<String> {
+fn referral_link(public_url: Option<&str>, id: &str) -> Option<String> {
     let mut url = Url::parse(public_url?).ok()?;
     url.query_pairs_mut().clear().append_pair("referral", id);
     Some(url.to_string())
@@ -97,7 +97,7 @@ fn referral_facts(r: &Value) -> Vec<(String, String)> {
 }
 
 /// Title, text and facts of an event.
-pub(crate) fn compose(event: &Event<'_>, public_url: Option<&str>) -> Message {
+fn compose(event: &Event<'_>, public_url: Option<&str>) -> Message {
     let data = event.data;
     let referral = data.get("referral");
     let link_to = |r: &Value| text(r, "id").and_then(|id| referral_link(public_url, &id));

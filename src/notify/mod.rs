@@ -12,5 +12,5 @@
 
 pub(crate) mod deliver;
 pub(crate) mod enqueue;
-pub(crate) mod message;
+mod message;
 pub(crate) mod test_send;

@@ -14,14 +14,14 @@
 mod client;
 mod error;
 mod paging;
-pub(crate) mod retry;
-pub(crate) mod wire;
+mod retry;
+mod wire;
 
 pub(crate) use client::PartnerCenterClient;
 pub(crate) use error::PcError;
 pub(crate) use paging::{ListQuery, Page, ReferralPages};
 pub(crate) use retry::{RetryBudget, RetryPolicy};
-pub(crate) use wire::{ErrorBody, WirePage};
+use wire::{ErrorBody, WirePage};
 
 /// The collection path under the configured `api_url` (which ends in `/v1.0`).
 const COLLECTION: &str = "engagements/referrals";

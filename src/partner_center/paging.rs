@@ -20,7 +20,7 @@ pub(crate) struct ListQuery {
 impl ListQuery {
     /// Always `createdDateTime asc`: it never changes, so an offset-based `$skiptoken`
     /// cannot skip a referral that is updated while we page (API reference, section 7).
-    pub(crate) fn to_query_string(&self) -> String {
+    fn to_query_string(&self) -> String {
         let mut q = String::new();
         if let Some(since) = self.updated_since {
             let literal = format!(
@@ -56,7 +56,7 @@ fn encode(s: &str) -> String {
 /// drop scheme, host and path, and request `{api_url}/engagements/referrals?{query}`.
 /// This keeps https, never sends the token to a foreign host, and repairs the documented
 /// `http://…/v1.0/referrals?…` form. Returns the URL and whether anything changed.
-pub(crate) fn resolve_next_link(base: &str, link: &str) -> Result<(Url, String, bool), PcError> {
+fn resolve_next_link(base: &str, link: &str) -> Result<(Url, String, bool), PcError> {
     let without_fragment = link.split('#').next().unwrap_or_default();
     let query = match without_fragment.split_once('?') {
         Some((_, q)) if !q.is_empty() => q,

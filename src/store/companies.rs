@@ -109,7 +109,7 @@ macro_rules! with_company_aggregate {
 /// Re-aggregates `domains` exactly from the referrals table: name (latest non-empty) and
 /// status of the most recently updated referral, count of referrals not marked missing.
 /// A domain with no such referral left loses its row.
-pub(crate) async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), StoreError> {
+async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), StoreError> {
     if domains.is_empty() {
         return Ok(());
     }

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 /// What [`prefer_lz4`] found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PayloadCompression {
+enum PayloadCompression {
     /// The column was switched to lz4 just now.
     SwitchedToLz4,
     /// The column already used lz4.

@@ -12,7 +12,7 @@ use super::StoreError;
 use super::upgrade::SCHEMA_LOCK_KEY;
 
 /// The name an adopted table gets; nothing is dropped.
-pub(crate) const LEGACY_TABLE: &str = "partner_center_referrals_legacy";
+const LEGACY_TABLE: &str = "partner_center_referrals_legacy";
 
 /// What was found, for the operator to decide.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 //! (`legacy.rs`).
 
 pub mod companies;
-pub(crate) mod compression;
+mod compression;
 pub(crate) mod filter;
 pub mod history;
-pub(crate) mod legacy;
+mod legacy;
 pub mod lock;
 pub(crate) mod notifications;
 pub(crate) mod pipeline;
@@ -18,7 +18,7 @@ pub(crate) mod read;
 pub mod referrals;
 pub mod runs;
 pub(crate) mod state;
-pub(crate) mod upgrade;
+mod upgrade;
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Where the migrator records what it applied. Not sqlx's default `_sqlx_migrations`: the
 /// host application may use sqlx in the same schema, and its history is not ours.
-pub(crate) const MIGRATIONS_TABLE: &str = "partner_center_sync_migrations";
+const MIGRATIONS_TABLE: &str = "partner_center_sync_migrations";
 
 /// The schema the tables live in when `db_schema` is not set: where Hunter reads
 /// `partner_center_referrals`.

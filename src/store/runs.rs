@@ -227,7 +227,7 @@ macro_rules! run_records {
 impl RunRow {
     /// The mode as the column holds it: the pass made, or `auto` while undecided.
     #[cfg(test)]
-    pub(crate) fn mode_name(&self) -> &'static str {
+    fn mode_name(&self) -> &'static str {
         self.mode.map_or("auto", Mode::as_str)
     }
 }

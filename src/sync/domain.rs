@@ -76,7 +76,7 @@ const DISPOSABLE: &[&str] = &[
 /// The domain of one email address, normalised: trimmed, lower case, trailing dot
 /// dropped, internationalised names in punycode. `None` for anything that is not a
 /// plausible address.
-pub(crate) fn email_domain(email: &str) -> Option<String> {
+fn email_domain(email: &str) -> Option<String> {
     let email = email.trim().trim_start_matches("mailto:");
     let (local, domain) = email.rsplit_once('@')?;
     if local.is_empty() {
@@ -99,7 +99,7 @@ pub(crate) fn email_domain(email: &str) -> Option<String> {
 }
 
 /// True for free-mail and disposable providers, subdomains included (`mx.gmail.com`).
-pub(crate) fn is_personal_provider(domain: &str) -> bool {
+fn is_personal_provider(domain: &str) -> bool {
     FREE_MAIL.iter().chain(DISPOSABLE).any(|p| {
         domain == *p
             || domain

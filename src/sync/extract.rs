@@ -25,7 +25,7 @@ use crate::store::referrals::ReferralRow;
 /// entry over about 2.7 KB (a third of a page), which would fail the whole transaction;
 /// 1000 bytes leaves room for two such columns in one index (`status, substatus`) and
 /// for the id beside a timestamp. Real values are far shorter (ids are GUIDs).
-pub(crate) const MAX_KEY_BYTES: usize = 1000;
+const MAX_KEY_BYTES: usize = 1000;
 
 /// How much of an id or a value a `partner_center_sync_errors` row quotes.
 const SHOWN_CHARS: usize = 80;

@@ -19,12 +19,12 @@
 //! Every run happens inside a `sync_run` span carrying `run_id`, `trigger` and `mode`, so
 //! the events within name them without repeating them.
 
-pub(crate) mod domain;
+mod domain;
 mod dry_run;
 mod error;
 pub mod extract;
 mod pipeline;
-pub(crate) mod plan;
+mod plan;
 mod summary;
 
 use std::sync::Arc;

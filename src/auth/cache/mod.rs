@@ -152,7 +152,7 @@ impl TokenCache {
     }
 
     #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.root.is_empty()
     }
 
@@ -199,7 +199,7 @@ fn target_holds(target: &str, scope: &str) -> bool {
 }
 
 /// Unix seconds written as a string (MSAL's schema) or, by older writers, as a number.
-pub(crate) fn timestamp_field(entry: &Map<String, Value>, field: &str) -> Option<i64> {
+fn timestamp_field(entry: &Map<String, Value>, field: &str) -> Option<i64> {
     match entry.get(field)? {
         Value::String(s) => {
             let s = s.trim();

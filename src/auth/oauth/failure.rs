@@ -28,7 +28,7 @@ pub(crate) struct OAuthError {
 impl OAuthError {
     /// For operators: the error, its AADSTS codes and the first line of the description
     /// (the rest is trace ids and a timestamp, which are logged separately).
-    pub(crate) fn summary(&self) -> String {
+    fn summary(&self) -> String {
         let mut s = self.error.clone();
         if let Some(sub) = &self.suberror {
             s.push_str(&format!("/{sub}"));
@@ -194,7 +194,7 @@ impl IdentityFailure {
 
 /// Branches on `error` + `suberror`; `error_codes` only where the reference lists codes
 /// that change the class whatever `error` says.
-pub(crate) fn classify(status: u16, body: &OAuthError) -> Class {
+fn classify(status: u16, body: &OAuthError) -> Class {
     let has = |codes: &[i64]| body.error_codes.iter().any(|c| codes.contains(c));
     if has(&[53003]) {
         return Class::Misconfigured("tenant_id");

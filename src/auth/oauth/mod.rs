@@ -260,7 +260,7 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
