@@ -12,7 +12,7 @@ const ENV_PREFIX: &str = "HUNTER_PARTNER_CENTER_";
 
 /// A `HUNTER_PARTNER_CENTER_*` variable that is no setting.
 #[derive(Clone, Debug)]
-pub struct UnknownEnv {
+pub(crate) struct UnknownEnv {
     pub variable: String,
     /// The setting it was probably meant to be.
     pub did_you_mean: Option<&'static Key>,
@@ -20,7 +20,7 @@ pub struct UnknownEnv {
 
 /// A file (or credential file) value that an environment variable overrides.
 #[derive(Clone, Debug)]
-pub struct Shadowed {
+pub(crate) struct Shadowed {
     pub key: &'static str,
     pub variable: &'static str,
     /// Where the value that no longer counts is.

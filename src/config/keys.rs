@@ -16,7 +16,7 @@ use Reload::{Auth, Live, Restart};
 use Show::{Plain, Redacted, RedactedUrl};
 
 /// One setting.
-pub struct Key {
+pub(crate) struct Key {
     /// The TOML key; for secrets also the credential file's name.
     pub name: &'static str,
     pub env: &'static str,
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Key {
 
 /// Where a key's value lives in [`Config`], readable and writable, so loading, showing and
 /// comparing all go through the same field.
-pub struct Place<T: 'static> {
+pub(crate) struct Place<T: 'static> {
     get: fn(&Config) -> &T,
     set: fn(&mut Config) -> &mut T,
 }
@@ -53,7 +53,7 @@ macro_rules! at {
 }
 
 /// How a key's text (from TOML, a credential file or the environment) becomes a value.
-pub enum Parse {
+pub(crate) enum Parse {
     /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty is false.
     Flag(Place<bool>),
     /// Taken as written.
@@ -80,7 +80,7 @@ pub enum Parse {
 
 /// How `config show` prints a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Show {
+pub(crate) enum Show {
     Plain,
     /// Only whether it is set.
     Redacted,
@@ -90,7 +90,7 @@ pub enum Show {
 
 /// What a reload does when the key's value changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// Takes effect at once.
     Live,
     /// Takes effect at once, after sign-in (the token provider) is rebuilt with it.

@@ -215,11 +215,11 @@ impl LoadOptions {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub config: Config,
-    pub sources: BTreeMap<&'static str, Source>,
-    pub file: Option<PathBuf>,
+    pub(crate) sources: BTreeMap<&'static str, Source>,
+    pub(crate) file: Option<PathBuf>,
     /// Empty with [`LoadOptions::strict_env`]: then they are problems.
-    pub unknown_env: Vec<UnknownEnv>,
-    pub shadowed: Vec<Shadowed>,
+    pub(crate) unknown_env: Vec<UnknownEnv>,
+    pub(crate) shadowed: Vec<Shadowed>,
 }
 
 /// Loads and validates. Every problem is collected before returning.
