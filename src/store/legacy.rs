@@ -18,10 +18,10 @@ const LEGACY_TABLE: &str = "partner_center_referrals_legacy";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyTable {
     /// The schema holding it.
-    pub schema: String,
+    pub(crate) schema: String,
     /// `name type` per column, in table order.
-    pub columns: Vec<String>,
-    pub rows: i64,
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: i64,
 }
 
 impl fmt::Display for LegacyTable {

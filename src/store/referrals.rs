@@ -40,7 +40,7 @@ pub struct UpsertOutcome {
     /// Rows whose company aggregates may have moved: inserted, changed, or back from missing.
     pub changes: Vec<Changed>,
     /// Ids seen for the first time.
-    pub created: Vec<String>,
+    pub(crate) created: Vec<String>,
     /// Rows whose status or substatus moved, for notifications.
     pub status_changes: Vec<StatusChange>,
 }
@@ -48,21 +48,21 @@ pub struct UpsertOutcome {
 /// A status (or substatus) move as the history recorded it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusChange {
-    pub id: String,
-    pub old_status: Option<String>,
-    pub old_substatus: Option<String>,
-    pub new_status: Option<String>,
-    pub new_substatus: Option<String>,
+    pub(crate) id: String,
+    pub(crate) old_status: Option<String>,
+    pub(crate) old_substatus: Option<String>,
+    pub(crate) new_status: Option<String>,
+    pub(crate) new_substatus: Option<String>,
 }
 
 /// A written row as it was before the write, for company bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changed {
-    pub id: String,
+    pub(crate) id: String,
     /// The customer domain the row had before (`None` when inserted or when it had none).
     pub old_domain: Option<String>,
     /// Whether the row counted towards its old company (it existed and was not missing).
-    pub was_counted: bool,
+    pub(crate) was_counted: bool,
 }
 
 /// Writes one batch. `rows` must hold each id once.

@@ -129,24 +129,24 @@ text_like!(Trigger, Mode, RunStatus);
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     pub id: i64,
-    pub trigger: Trigger,
+    pub(crate) trigger: Trigger,
     /// The pass the run made; `None` until a run asked for `auto` has decided, which the
     /// column, the API and the CLI spell `auto`.
     #[serde(serialize_with = "mode_or_auto")]
     #[schema(value_type = String, pattern = "^(auto|incremental|full)$")]
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     pub status: RunStatus,
-    pub dry_run: bool,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub(crate) dry_run: bool,
+    pub(crate) queued_at: DateTime<Utc>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
     /// Null until the run has both started and finished.
-    pub duration_seconds: Option<f64>,
+    pub(crate) duration_seconds: Option<f64>,
     #[serde(flatten)]
-    pub counts: Counts,
+    pub(crate) counts: Counts,
     pub error: Option<String>,
-    pub host: Option<String>,
-    pub pid: Option<i32>,
+    pub(crate) host: Option<String>,
+    pub(crate) pid: Option<i32>,
 }
 
 /// A row as the columns hold it: `query_as!` fills it, then it becomes a [`RunRow`], since

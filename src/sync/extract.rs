@@ -34,25 +34,25 @@ const SHOWN_CHARS: usize = 80;
 pub struct Extracted {
     pub row: ReferralRow,
     /// What could not be stored as sent; the row is stored anyway.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// One field of a referral that was not stored as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The field as a dotted path (`details.dealValue`).
-    pub field: String,
+    pub(crate) field: String,
     /// What was wrong and what was stored instead.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A referral that cannot be stored: not a JSON object, or no usable id.
 #[derive(Debug)]
 pub struct Unusable {
     /// The id as far as it is known, shortened for the record.
-    pub id: Option<String>,
-    pub field: Option<String>,
-    pub reason: String,
+    pub(crate) id: Option<String>,
+    pub(crate) field: Option<String>,
+    pub(crate) reason: String,
 }
 
 pub fn extract(payload: Box<RawValue>) -> Result<Extracted, Unusable> {
