@@ -5,7 +5,7 @@
 /// What the process tells its caller (systemd, scripts) when it ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// A runtime failure: the message says what failed.
     Failure = 1,
     /// Bad command-line usage; clap exits with it by itself.
@@ -21,7 +21,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub const fn code(self) -> u8 {
+    pub(crate) const fn code(self) -> u8 {
         self as u8
     }
 }

@@ -28,17 +28,17 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Bytes gathered before they are written out: large enough that per-write costs vanish,
 /// small enough that memory stays flat and the first bytes leave at once.
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     /// JSON lines: one API row per line.
     Jsonl,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     #[error(
         "Reading the referrals from PostgreSQL failed: {0}. Check that the database is reachable and try again."
     )]
@@ -49,7 +49,7 @@ pub enum ExportError {
 
 /// Writes every row of `query` to `out`, a [`CHUNK`] at a time, so memory stays flat
 /// however many referrals match; returns how many were written.
-pub async fn write_all(
+pub(crate) async fn write_all(
     conn: &mut PgConnection,
     query: &mut Matching,
     format: Format,
@@ -118,34 +118,30 @@ pub const CSV_COLUMNS: [&str; 23] = [
 
 /// CSV text, gathered a chunk at a time: push rows, take the bytes when enough have
 /// accumulated. The first chunk starts with the byte-order mark and the header row.
-pub struct CsvChunks {
+pub(crate) struct CsvChunks {
     writer: csv::Writer<Vec<u8>>,
 }
 
 impl CsvChunks {
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         let mut writer = csv::Writer::from_writer(BOM.to_vec());
         writer.write_record(CSV_COLUMNS)?;
         Ok(Self { writer })
     }
 
-    pub fn push(&mut self, r: &ReferralView) -> io::Result<()> {
+    pub(crate) fn push(&mut self, r: &ReferralView) -> io::Result<()> {
         Ok(self
             .writer
             .write_record(cells(r).iter().map(|c| c.as_ref()))?)
     }
 
     /// Bytes ready to take (the writer's own small buffer aside).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.writer.get_ref().len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Everything pushed since the last call, with a fresh writer for what follows.
-    pub fn take(&mut self) -> io::Result<Vec<u8>> {
+    pub(crate) fn take(&mut self) -> io::Result<Vec<u8>> {
         let full = std::mem::replace(&mut self.writer, csv::Writer::from_writer(Vec::new()));
         full.into_inner().map_err(|e| e.into_error())
     }
@@ -153,7 +149,7 @@ impl CsvChunks {
 
 /// One referral as a line of JSON: the API's own row shape, so scripts can switch between
 /// the two freely.
-pub fn json_line(r: &ReferralView, out: &mut Vec<u8>) -> io::Result<()> {
+fn json_line(r: &ReferralView, out: &mut Vec<u8>) -> io::Result<()> {
     serde_json::to_writer(&mut *out, r)?;
     out.push(b'\n');
     Ok(())

@@ -16,61 +16,61 @@ use prometheus_client::registry::Registry;
 mod process;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
+pub(crate) struct RunLabels {
     pub trigger: String,
     pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
+pub(crate) struct OutcomeLabels {
     pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
+pub(crate) struct StatusLabels {
     pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
+struct BuildLabels {
     pub version: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReferralStatusLabels {
+pub(crate) struct ReferralStatusLabels {
     pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DestinationLabels {
+pub(crate) struct DestinationLabels {
     pub destination: String,
 }
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    pub runs: Family<RunLabels, Counter>,
-    pub run_duration: Histogram,
-    pub referrals_fetched: Counter,
-    pub referrals_upserted: Family<OutcomeLabels, Counter>,
-    pub api_requests: Family<StatusLabels, Counter>,
-    pub api_retries: Counter,
-    pub last_attempt: Gauge<f64, AtomicU64>,
-    pub last_success: Gauge<f64, AtomicU64>,
-    pub access_token_expiry: Gauge<f64, AtomicU64>,
-    pub sign_in_required: Gauge,
-    pub skipped_runs: Counter,
-    pub api_request_duration: Histogram,
+    pub(crate) runs: Family<RunLabels, Counter>,
+    pub(crate) run_duration: Histogram,
+    pub(crate) referrals_fetched: Counter,
+    pub(crate) referrals_upserted: Family<OutcomeLabels, Counter>,
+    pub(crate) api_requests: Family<StatusLabels, Counter>,
+    pub(crate) api_retries: Counter,
+    pub(crate) last_attempt: Gauge<f64, AtomicU64>,
+    pub(crate) last_success: Gauge<f64, AtomicU64>,
+    pub(crate) access_token_expiry: Gauge<f64, AtomicU64>,
+    pub(crate) sign_in_required: Gauge,
+    pub(crate) skipped_runs: Counter,
+    pub(crate) api_request_duration: Histogram,
     /// Referrals present in Partner Center (not marked missing) by status, refreshed after
     /// each run from the table so a restart or the passive host of an HA pair shows them too.
-    pub referrals: Family<ReferralStatusLabels, Gauge>,
+    pub(crate) referrals: Family<ReferralStatusLabels, Gauge>,
     /// Notifications waiting per destination (the backlog), refreshed at scrape time.
-    pub notifications_pending: Family<DestinationLabels, Gauge>,
+    pub(crate) notifications_pending: Family<DestinationLabels, Gauge>,
     /// Failed delivery attempts per destination.
-    pub notifications_failed: Family<DestinationLabels, Counter>,
-    pub notifications_delivered: Family<DestinationLabels, Counter>,
+    pub(crate) notifications_failed: Family<DestinationLabels, Counter>,
+    pub(crate) notifications_delivered: Family<DestinationLabels, Counter>,
     /// 0 once a destination has failed `notify_unhealthy_after` times in a row.
-    pub notifications_healthy: Family<DestinationLabels, Gauge>,
+    pub(crate) notifications_healthy: Family<DestinationLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -227,7 +227,7 @@ impl Metrics {
 
     /// Replaces the per-status gauge wholesale, so a status no referral holds any more
     /// disappears instead of keeping its last count.
-    pub fn set_referrals_by_status(&self, counts: &[(String, i64)]) {
+    pub(crate) fn set_referrals_by_status(&self, counts: &[(String, i64)]) {
         self.referrals.clear();
         for (status, n) in counts {
             self.referrals
@@ -238,13 +238,13 @@ impl Metrics {
         }
     }
 
-    pub fn destination(name: &str) -> DestinationLabels {
+    pub(crate) fn destination(name: &str) -> DestinationLabels {
         DestinationLabels {
             destination: name.to_owned(),
         }
     }
 
-    pub fn api_request(&self, status: &str, elapsed: std::time::Duration) {
+    pub(crate) fn api_request(&self, status: &str, elapsed: std::time::Duration) {
         self.api_request_duration.observe(elapsed.as_secs_f64());
         self.api_requests
             .get_or_create(&StatusLabels {
@@ -253,7 +253,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn upserted(&self, outcome: &str, n: u64) {
+    pub(crate) fn upserted(&self, outcome: &str, n: u64) {
         self.referrals_upserted
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_owned(),
@@ -261,7 +261,7 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn run_finished(&self, trigger: &str, status: &str) {
+    pub(crate) fn run_finished(&self, trigger: &str, status: &str) {
         self.runs
             .get_or_create(&RunLabels {
                 trigger: trigger.to_owned(),
@@ -280,7 +280,7 @@ impl Metrics {
 
     /// The classic Prometheus text format (0.0.4), for clients that do not ask for
     /// OpenMetrics: curl, `promtool check metrics`, older scrapers.
-    pub fn encode_prometheus_text(&self) -> String {
+    pub(crate) fn encode_prometheus_text(&self) -> String {
         openmetrics_to_prometheus_text(&self.encode())
     }
 }

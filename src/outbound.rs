@@ -24,7 +24,7 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
 }
 
 /// A redirect's `Location` fit for an error message: control characters escaped, cut short.
-pub fn location(headers: &reqwest::header::HeaderMap) -> String {
+pub(crate) fn location(headers: &reqwest::header::HeaderMap) -> String {
     let Some(value) = headers.get(reqwest::header::LOCATION) else {
         return "(no Location header)".to_owned();
     };

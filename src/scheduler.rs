@@ -21,13 +21,13 @@ use crate::config::Config;
 
 /// When scheduled runs happen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Schedule {
+pub(crate) enum Schedule {
     Interval(Duration),
     Cron(String),
 }
 
 impl Schedule {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         match &config.sync_cron {
             Some(expr) => Schedule::Cron(expr.clone()),
             None => Schedule::Interval(config.sync_interval),
@@ -56,15 +56,15 @@ type OnTick = Arc<dyn Fn() + Send + Sync>;
 
 /// A running schedule; dropping it without `stop` leaves ticks firing, so the daemon
 /// always stops the old one before starting a new one on reload.
-pub struct Scheduler {
-    schedule: Schedule,
+pub(crate) struct Scheduler {
+    #[cfg(test)]
     next_run: Arc<Mutex<Option<DateTime<Utc>>>>,
     engine: JobScheduler,
 }
 
 impl Scheduler {
     /// `next_run` is kept up to date as ticks fire, for whoever shows it.
-    pub async fn start(
+    pub(crate) async fn start(
         schedule: Schedule,
         next_run: Arc<Mutex<Option<DateTime<Utc>>>>,
         on_tick: impl Fn() + Send + Sync + 'static,
@@ -77,22 +77,19 @@ impl Scheduler {
                 message,
             })?;
         Ok(Self {
-            schedule,
+            #[cfg(test)]
             next_run,
             engine,
         })
     }
 
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
-    }
-
     /// When the next tick is due, for health and the UI.
-    pub fn next_run_at(&self) -> Option<DateTime<Utc>> {
+    #[cfg(test)]
+    fn next_run_at(&self) -> Option<DateTime<Utc>> {
         *self.next_run.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Err(e) = self.engine.shutdown().await {
             tracing::warn!(event = "scheduler_stop_failed", error = %e, "The scheduler did not stop cleanly.");
         }

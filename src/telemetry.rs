@@ -3,7 +3,7 @@
 //! carries a stable `event` field so operators can `journalctl EVENT=sync_finished` or
 //! `jq 'select(.event == "…")'`.
 
-pub mod status_line;
+pub(crate) mod status_line;
 
 use std::io::IsTerminal;
 
@@ -30,7 +30,7 @@ pub struct LogHandle {
 }
 
 impl LogHandle {
-    pub fn set_level(&self, level: &str) -> Result<(), String> {
+    pub(crate) fn set_level(&self, level: &str) -> Result<(), String> {
         self.filter
             .reload(filter(level)?)
             .map_err(|e| e.to_string())
@@ -53,7 +53,7 @@ fn filter(level: &str) -> Result<EnvFilter, String> {
 }
 
 /// The format `auto` resolves to in this process.
-pub fn resolve(format: LogFormat) -> LogFormat {
+fn resolve(format: LogFormat) -> LogFormat {
     match format {
         LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
         LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Pretty,
@@ -64,7 +64,7 @@ pub fn resolve(format: LogFormat) -> LogFormat {
 
 /// Installs the global subscriber once. Logs go to stderr so stdout stays clean for
 /// command output (`config show`, `sync --json`).
-pub fn init(format: LogFormat, level: &str) -> LogHandle {
+pub(crate) fn init(format: LogFormat, level: &str) -> LogHandle {
     let filter = filter(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let output: Box<dyn Layer<Base> + Send + Sync> = match resolve(format) {

@@ -18,11 +18,11 @@ use super::{AuthError, CacheProblem, SignInRequired};
 /// The largest cache file read. An MSAL cache holds a few KB per login; rewriting a
 /// 100 MB one took over 400 MB, past the unit's `MemoryMax`, so the daemon was killed and
 /// restarted in a loop instead of saying what is wrong.
-pub const MAX_CACHE_BYTES: u64 = 10 * 1024 * 1024;
+const MAX_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What is on disk.
 #[derive(Debug)]
-pub enum Contents {
+pub(crate) enum Contents {
     Missing,
     Parsed(TokenCache),
     /// Not an MSAL cache; carries why.
@@ -31,7 +31,7 @@ pub enum Contents {
 
 /// The outcome of waiting for the lock.
 #[derive(Debug)]
-pub enum Locking {
+pub(crate) enum Locking {
     Held(CacheLock),
     /// Another live process still holds it; carries its `"<pid> <name>"`.
     Busy {
@@ -41,18 +41,18 @@ pub enum Locking {
 
 /// The cache file and its lock file.
 #[derive(Clone, Debug)]
-pub struct CacheFile {
+pub(crate) struct CacheFile {
     path: PathBuf,
 }
 
 impl CacheFile {
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -74,7 +74,7 @@ impl CacheFile {
 
     /// Refuses a cache that cannot be used safely as it is; a missing one is fine. See
     /// `check_metadata` for what is refused and why.
-    pub fn check(&self) -> Result<(), AuthError> {
+    pub(crate) fn check(&self) -> Result<(), AuthError> {
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.file_type().is_symlink() => Err(self.symlink_refused()),
             Ok(meta) => self.check_metadata(&meta),
@@ -133,7 +133,7 @@ impl CacheFile {
     /// is opened without following a symlink and checked on the open descriptor, so it
     /// cannot be swapped between the check and the read; `O_NONBLOCK` keeps a FIFO from
     /// hanging the open.
-    pub fn read(&self) -> Result<Contents, AuthError> {
+    pub(crate) fn read(&self) -> Result<Contents, AuthError> {
         let file = match OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -172,7 +172,7 @@ impl CacheFile {
 
     /// Takes the cross-process lock, waiting up to [`LOCK_TIMEOUT`] for other writers
     /// (blocking); a holder that keeps it longer is reported as a transient failure.
-    pub fn lock(&self) -> Result<CacheLock, AuthError> {
+    pub(crate) fn lock(&self) -> Result<CacheLock, AuthError> {
         match self.lock_within(LOCK_TIMEOUT)? {
             Locking::Held(lock) => Ok(lock),
             Locking::Busy { holder } => Err(AuthError::Transient {
@@ -189,7 +189,7 @@ impl CacheFile {
 
     /// Takes the lock, waiting up to `wait` (blocking). Creates the directory (0700)
     /// first: the lock file lives next to the cache.
-    pub fn lock_within(&self, wait: Duration) -> Result<Locking, AuthError> {
+    pub(crate) fn lock_within(&self, wait: Duration) -> Result<Locking, AuthError> {
         self.ensure_dir()?;
         match CacheLock::acquire(&self.path, wait) {
             Ok(lock) => Ok(Locking::Held(lock)),
@@ -210,7 +210,7 @@ impl CacheFile {
     /// Reads for use: a corrupt file is re-read under the lock (a writer without atomic
     /// rename may have been mid-write) and, if still corrupt, renamed aside and reported as
     /// sign-in required rather than failed on forever.
-    pub fn load(&self) -> Result<Option<TokenCache>, AuthError> {
+    pub(crate) fn load(&self) -> Result<Option<TokenCache>, AuthError> {
         match self.read()? {
             Contents::Missing => Ok(None),
             Contents::Parsed(cache) => Ok(Some(cache)),
@@ -222,7 +222,7 @@ impl CacheFile {
     }
 
     /// [`load`](Self::load) for callers already holding the lock.
-    pub fn load_locked(&self) -> Result<Option<TokenCache>, AuthError> {
+    pub(crate) fn load_locked(&self) -> Result<Option<TokenCache>, AuthError> {
         match self.read()? {
             Contents::Missing => Ok(None),
             Contents::Parsed(cache) => Ok(Some(cache)),
@@ -260,7 +260,7 @@ impl CacheFile {
 
     /// Atomic replacement: temporary file (`O_CREAT|O_EXCL`, 0600) in the same directory,
     /// write, fsync, rename over the cache, fsync the directory. Call with the lock held.
-    pub fn write(&self, cache: &TokenCache) -> Result<(), AuthError> {
+    pub(crate) fn write(&self, cache: &TokenCache) -> Result<(), AuthError> {
         let dir = self.ensure_dir()?;
         let file_name = self
             .path

@@ -21,7 +21,7 @@ const RETRY_STEP: Duration = Duration::from_millis(100);
 const CREATION_GRACE: Duration = Duration::from_secs(1);
 
 /// The lock file next to a cache file, named as MSAL names it.
-pub fn lock_path(cache: &Path) -> PathBuf {
+pub(crate) fn lock_path(cache: &Path) -> PathBuf {
     let mut name = cache.as_os_str().to_owned();
     name.push(".lockfile");
     PathBuf::from(name)

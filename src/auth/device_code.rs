@@ -24,11 +24,11 @@ const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 pub struct LoginOutcome {
     /// The signed-in username (`preferred_username`).
     pub account: String,
-    pub home_account_id: String,
+    pub(crate) home_account_id: String,
     /// The tenant the tokens were issued in.
     pub tenant_id: String,
-    pub access_token_expires_on: DateTime<Utc>,
-    pub cache_path: PathBuf,
+    pub(crate) access_token_expires_on: DateTime<Utc>,
+    pub(crate) cache_path: PathBuf,
     /// True when a working login existed and `--force` was not given.
     pub already_signed_in: bool,
 }

@@ -60,7 +60,7 @@ impl AuthError {
         self.exit().code()
     }
 
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             AuthError::SignInRequired(e) => e.exit(),
             AuthError::Transient { .. } => Exit::TempFail,

@@ -19,12 +19,12 @@
 //! [`TokenProvider::state`], [`SignInWatch`], [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
 //! [`logout`] and [`status`] and maps errors with [`AuthError::exit_code`].
 
-pub mod cache;
-pub mod cache_file;
+mod cache;
+mod cache_file;
 pub mod cache_lock;
 mod device_code;
 mod error;
-pub mod oauth;
+mod oauth;
 mod provider;
 mod sign_in_required;
 mod sign_in_watch;
@@ -40,8 +40,8 @@ use cache_file::CacheFile;
 pub use device_code::{LoginOutcome, login};
 pub use error::{AuthError, CacheProblem};
 pub use provider::TokenProvider;
-pub use sign_in_required::SignInRequired;
-pub use sign_in_watch::SignInWatch;
+pub(crate) use sign_in_required::SignInRequired;
+pub(crate) use sign_in_watch::SignInWatch;
 pub use status::{AuthStatusReport, LogoutOutcome, logout, status};
 
 /// A bearer token; never printed.
@@ -52,7 +52,7 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    pub(crate) fn new(secret: SecretString, expires_on: DateTime<Utc>) -> Self {
+    fn new(secret: SecretString, expires_on: DateTime<Utc>) -> Self {
         Self { secret, expires_on }
     }
 
@@ -83,7 +83,7 @@ pub enum AuthState {
 
 /// What every auth operation derives from the configuration.
 #[derive(Clone, Debug)]
-pub(crate) struct Settings {
+struct Settings {
     pub file: CacheFile,
     pub scope: ClientScope,
     /// `account`: the username to use when the cache holds several.
@@ -91,7 +91,7 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(config: &Config) -> Result<Self, AuthError> {
+    fn from_config(config: &Config) -> Result<Self, AuthError> {
         let client_id = config
             .client_id
             .as_deref()
@@ -136,7 +136,7 @@ impl Settings {
     }
 
     /// The account to use: the configured username (any case), else the only one.
-    pub fn select_account(&self, cache: &TokenCache) -> Result<AccountEntry, AuthError> {
+    fn select_account(&self, cache: &TokenCache) -> Result<AccountEntry, AuthError> {
         let mut accounts = cache.accounts(&self.scope);
         if let Some(want) = &self.account {
             accounts.retain(|a| a.username.eq_ignore_ascii_case(want));
@@ -160,7 +160,7 @@ impl Settings {
 }
 
 /// Runs blocking file work (lock waits, fsync) off the async workers.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, AuthError>
+async fn blocking<T, F>(work: F) -> Result<T, AuthError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, AuthError> + Send + 'static,

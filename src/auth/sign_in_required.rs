@@ -15,21 +15,21 @@ pub struct SignInRequired {
 
 impl SignInRequired {
     /// What the operator must do; also the `status` table's line.
-    pub const ACTION: &'static str = "run `partner-center-sync login`";
+    pub(crate) const ACTION: &'static str = "run `partner-center-sync login`";
 
     /// `reason` says why, naming the cache file or the refusal; it is shown in brackets
     /// and must not end with a full stop.
-    pub fn new(reason: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
         }
     }
 
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         &self.reason
     }
 
-    pub const fn exit(&self) -> Exit {
+    pub(crate) const fn exit(&self) -> Exit {
         Exit::SignInRequired
     }
 }
@@ -38,7 +38,7 @@ impl SignInRequired {
 mod tests {
     use super::*;
     use crate::auth::AuthError;
-    use crate::daemon::TriggerError;
+    use crate::daemon::handle::TriggerError;
     use crate::partner_center::PcError;
     use crate::sync::SyncError;
 

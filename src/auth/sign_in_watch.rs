@@ -8,7 +8,7 @@ use super::{AuthState, TokenProvider};
 
 /// Remembers the token cache's modification time at the last look.
 #[derive(Debug, Default)]
-pub struct SignInWatch {
+pub(crate) struct SignInWatch {
     seen: Mutex<Option<SystemTime>>,
 }
 
@@ -16,7 +16,7 @@ impl SignInWatch {
     /// The provider's state. While it says sign-in is required, a cache written since the
     /// last look (by `login`, from another process) is tried at once; otherwise a daemon
     /// would refuse "Sync now" and keep the alert on until its next scheduled run tried it.
-    pub async fn current_state(&self, tokens: &TokenProvider, cache: &Path) -> AuthState {
+    pub(crate) async fn current_state(&self, tokens: &TokenProvider, cache: &Path) -> AuthState {
         if matches!(tokens.state(), AuthState::SignInRequired(_)) && self.changed(cache) {
             // Either way the provider's state now says what the cache holds.
             let _ = tokens.access_token().await;

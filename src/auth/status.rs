@@ -18,23 +18,23 @@ const REFRESH_TOKEN_INACTIVITY_DAYS: i64 = 90;
 /// the refresh token is only known by using it (the daemon's health shows that).
 #[derive(Clone, Debug, Serialize)]
 pub struct AuthStatusReport {
-    pub cache_path: PathBuf,
-    pub client_id: String,
+    pub(crate) cache_path: PathBuf,
+    pub(crate) client_id: String,
     /// The configured tenant (the cache's `realm`).
     pub tenant: String,
     pub account: Option<String>,
-    pub home_account_id: Option<String>,
-    pub access_token_expires_on: Option<DateTime<Utc>>,
+    pub(crate) home_account_id: Option<String>,
+    pub(crate) access_token_expires_on: Option<DateTime<Utc>>,
     /// More than 5 minutes left: usable without contacting the authority.
     pub access_token_usable: bool,
     /// When the refresh token was last rotated (each use rotates it).
-    pub refresh_token_updated_at: Option<DateTime<Utc>>,
+    pub(crate) refresh_token_updated_at: Option<DateTime<Utc>>,
     pub refresh_token_age_days: Option<i64>,
     /// When the 90-day inactivity window closes unless the token is used before then.
     pub refresh_token_inactivity_expires_on: Option<DateTime<Utc>>,
     pub sign_in_required: bool,
     /// Why a sign-in is required, when it is.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 impl AuthStatusReport {
@@ -58,7 +58,7 @@ impl AuthStatusReport {
 
 impl AuthStatusReport {
     /// The error `status` ends with when a sign-in is required.
-    pub fn sign_in_required(&self) -> Option<SignInRequired> {
+    pub(crate) fn sign_in_required(&self) -> Option<SignInRequired> {
         self.sign_in_required.then(|| {
             SignInRequired::new(
                 self.reason
@@ -183,8 +183,8 @@ pub fn status(config: &Config) -> Result<AuthStatusReport, AuthError> {
 pub struct LogoutOutcome {
     /// Usernames (or home account ids) whose login was removed.
     pub accounts: Vec<String>,
-    pub removed_entries: usize,
-    pub cache_path: PathBuf,
+    pub(crate) removed_entries: usize,
+    pub(crate) cache_path: PathBuf,
 }
 
 impl std::fmt::Display for LogoutOutcome {

@@ -12,7 +12,7 @@ use crate::http::params::{FILTER_PARAMS, Params};
 use crate::store::{self, read::Matching};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// For spreadsheets: UTF-8 with BOM, RFC 4180, formulas defused.
     Csv,
     /// One JSON object per line, as the API sends each referral.
@@ -22,7 +22,7 @@ pub enum ExportFormat {
 /// One flag per API filter parameter, named alike (`min_value` is `--min-value`), so the
 /// README's filter semantics hold here word for word.
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[arg(long, value_enum, default_value = "csv")]
     pub format: ExportFormat,
     /// Status: New, Active, Closed.
@@ -121,7 +121,7 @@ fn flag(param: &str) -> String {
     }
 }
 
-pub async fn run(config: &Config, args: ExportArgs) -> Result<(), CommandError> {
+pub(crate) async fn run(config: &Config, args: ExportArgs) -> Result<(), CommandError> {
     let known = [FILTER_PARAMS, &["sort", "order"]].concat();
     let usage = |e: crate::http::params::ParamError| {
         CommandError::new(

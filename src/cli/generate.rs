@@ -66,12 +66,12 @@ struct ManPagesError {
 }
 
 /// Whether the command line asks for this rather than for one of [`super::Command`].
-pub fn requested(args: &[OsString]) -> bool {
+pub(crate) fn requested(args: &[OsString]) -> bool {
     args.get(1).is_some_and(|a| a == NAME)
 }
 
 /// Runs `generate` with the process's arguments after the binary's name.
-pub fn main(args: Vec<OsString>) -> ExitCode {
+pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
     let args = Args::parse_from(args.into_iter().skip(1));
     match run(args.what) {
         Ok(()) => ExitCode::SUCCESS,

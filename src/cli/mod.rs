@@ -22,7 +22,7 @@ use crate::daemon::{Daemon, DaemonError};
 use crate::telemetry::LogHandle;
 use crate::{auth, store};
 
-pub use crate::exit::Exit;
+use crate::exit::Exit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +30,7 @@ pub use crate::exit::Exit;
     version,
     about = "Keeps a PostgreSQL copy of Microsoft Partner Center referrals fresh."
 )]
-pub struct Cli {
+struct Cli {
     /// TOML config file; without it /etc/partner-center-sync/config.toml is read if it exists.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Check or show the effective configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -81,7 +81,7 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SyncArgs {
+struct SyncArgs {
     /// Read every referral (and mark those Partner Center no longer returns) instead of
     /// only those updated since the last run. A full pass reads everything, so it takes
     /// no `--since`.
@@ -100,7 +100,7 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+enum ConfigCommand {
     /// Validate; exit 0, or 78 listing every problem.
     Check,
     /// Print each effective value and where it came from; secrets are redacted.
@@ -108,7 +108,7 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum NotifyCommand {
+enum NotifyCommand {
     /// Send one sample of each event to the destination NAME, in its format.
     Test {
         /// The `name` of a [[notify]] table.
@@ -118,13 +118,13 @@ pub enum NotifyCommand {
 
 /// A command that failed: what to print, and the exit code to end with.
 #[derive(Debug)]
-pub struct CommandError {
+struct CommandError {
     pub exit: Exit,
     pub message: String,
 }
 
 impl CommandError {
-    pub fn new(exit: Exit, message: impl std::fmt::Display) -> Self {
+    fn new(exit: Exit, message: impl std::fmt::Display) -> Self {
         Self {
             exit,
             message: message.to_string(),

@@ -12,7 +12,7 @@ const ENV_PREFIX: &str = "HUNTER_PARTNER_CENTER_";
 
 /// A `HUNTER_PARTNER_CENTER_*` variable that is no setting.
 #[derive(Clone, Debug)]
-pub struct UnknownEnv {
+pub(crate) struct UnknownEnv {
     pub variable: String,
     /// The setting it was probably meant to be.
     pub did_you_mean: Option<&'static Key>,
@@ -20,7 +20,7 @@ pub struct UnknownEnv {
 
 /// A file (or credential file) value that an environment variable overrides.
 #[derive(Clone, Debug)]
-pub struct Shadowed {
+pub(crate) struct Shadowed {
     pub key: &'static str,
     pub variable: &'static str,
     /// Where the value that no longer counts is.
@@ -66,7 +66,7 @@ impl UnknownEnv {
 impl Loaded {
     /// Logs each unknown variable as `config_env_unknown` (a warning: every command but
     /// `config check` still runs with the rest of the configuration).
-    pub fn warn_unknown_env(&self) {
+    pub(crate) fn warn_unknown_env(&self) {
         for u in &self.unknown_env {
             tracing::warn!(
                 event = "config_env_unknown",
@@ -81,7 +81,7 @@ impl Loaded {
 
     /// Logs each overridden file key as `config_key_shadowed`, at start-up and on every
     /// reload: an edit to that key in the file has no effect while the variable is set.
-    pub fn warn_shadowed_keys(&self) {
+    pub(crate) fn warn_shadowed_keys(&self) {
         for s in &self.shadowed {
             tracing::warn!(
                 event = "config_key_shadowed",

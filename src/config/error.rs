@@ -8,7 +8,7 @@ use super::KEYS;
 
 /// Where an effective value came from; shown by `config show` and in every problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Default,
     File(PathBuf),
     Credential(PathBuf),
@@ -28,7 +28,7 @@ impl fmt::Display for Source {
 
 /// One thing wrong with the configuration.
 #[derive(Clone, Debug)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub key: String,
     pub source: Source,
     pub message: String,
@@ -67,7 +67,7 @@ impl fmt::Display for Problem {
 /// Every problem found, so an operator fixes them all in one pass.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl fmt::Display for ConfigError {

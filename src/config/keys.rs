@@ -16,7 +16,7 @@ use Reload::{Auth, Live, Restart};
 use Show::{Plain, Redacted, RedactedUrl};
 
 /// One setting.
-pub struct Key {
+pub(crate) struct Key {
     /// The TOML key; for secrets also the credential file's name.
     pub name: &'static str,
     pub env: &'static str,
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Key {
 
 /// Where a key's value lives in [`Config`], readable and writable, so loading, showing and
 /// comparing all go through the same field.
-pub struct Place<T: 'static> {
+pub(crate) struct Place<T: 'static> {
     get: fn(&Config) -> &T,
     set: fn(&mut Config) -> &mut T,
 }
@@ -53,7 +53,7 @@ macro_rules! at {
 }
 
 /// How a key's text (from TOML, a credential file or the environment) becomes a value.
-pub enum Parse {
+pub(crate) enum Parse {
     /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`; empty is false.
     Flag(Place<bool>),
     /// Taken as written.
@@ -80,7 +80,7 @@ pub enum Parse {
 
 /// How `config show` prints a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Show {
+pub(crate) enum Show {
     Plain,
     /// Only whether it is set.
     Redacted,
@@ -90,7 +90,7 @@ pub enum Show {
 
 /// What a reload does when the key's value changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     /// Takes effect at once.
     Live,
     /// Takes effect at once, after sign-in (the token provider) is rebuilt with it.
@@ -101,7 +101,7 @@ pub enum Reload {
 
 /// A key whose value differs between two configurations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     pub key: &'static str,
     pub reload: Reload,
 }
@@ -127,7 +127,7 @@ const fn key(
 /// Every key, in the order `config show` prints them. Environment names keep the old
 /// integration's prefix; `DATABASE_URL` and `RUST_LOG` are the names every tool uses.
 #[rustfmt::skip]
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     key("enabled", "HUNTER_PARTNER_CENTER_ENABLED", Parse::Flag(at!(enabled)), Plain, Live, "feature flag"),
     key("client_id", "HUNTER_PARTNER_CENTER_CLIENT_ID", Parse::OptionalText(at!(client_id)), Plain, Auth, "Entra app (client) id"),
     key("client_secret", "HUNTER_PARTNER_CENTER_CLIENT_SECRET", Parse::Secret(at!(client_secret)), Redacted, Auth, "client secret"),
@@ -280,7 +280,7 @@ impl Key {
 
 /// The keys whose value differs between the running configuration and a reloaded one,
 /// in table order, each with what the reload does about it.
-pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
+pub(crate) fn changes(old: &Config, new: &Config) -> Vec<Change> {
     let mut out: Vec<Change> = KEYS
         .iter()
         .filter(|k| k.differs(old, new))
@@ -307,7 +307,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
 
 impl Config {
     /// Puts back the running value of every restart-only key, so a reload applies the rest.
-    pub fn keep_restart_values(&mut self, running: &Config) {
+    pub(crate) fn keep_restart_values(&mut self, running: &Config) {
         for k in KEYS.iter().filter(|k| k.reload == Reload::Restart) {
             k.copy(running, self);
         }
@@ -317,7 +317,7 @@ impl Config {
 
 /// Hides the password of a database URL, in the user-info and in any `password`-like
 /// query parameter (sqlx reads `?password=`), keeping the rest useful for diagnosis.
-pub fn redact_url(raw: &str) -> String {
+pub(crate) fn redact_url(raw: &str) -> String {
     let Ok(mut u) = Url::parse(raw) else {
         return "[unparseable]".to_owned();
     };

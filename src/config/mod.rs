@@ -32,19 +32,21 @@ use figment::value::Value;
 use secrecy::SecretString;
 use url::Url;
 
-pub use env::{Shadowed, UnknownEnv};
-pub use error::{ConfigError, Problem, Source};
-pub use keys::{Change, KEYS, Key, Parse, Place, Reload, Show, changes, redact_url};
+use env::{Shadowed, UnknownEnv};
+pub(crate) use error::{ConfigError, Problem, Source};
+#[cfg(any(test, feature = "dev"))]
+pub(crate) use keys::redact_url;
+pub(crate) use keys::{KEYS, Reload, changes};
 pub use notify::{Destination, EventKind, Format};
-pub use validate::parse_cron;
+pub(crate) use validate::parse_cron;
 
 use parse::Values;
 
 /// Read when no `--config` is given, if it exists.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/partner-center-sync/config.toml";
+const DEFAULT_CONFIG_PATH: &str = "/etc/partner-center-sync/config.toml";
 /// The Partner Center delegated scope; `user_impersonation` rather than `.default` so
 /// MSAL-style cache matching by target works (identity reference, section 1).
-pub const DEFAULT_SCOPE: &str = "https://api.partner.microsoft.com/user_impersonation";
+const DEFAULT_SCOPE: &str = "https://api.partner.microsoft.com/user_impersonation";
 
 /// The validated, effective configuration.
 #[derive(Clone, Debug)]
@@ -191,7 +193,7 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// Reads the process environment: used by the CLI at start-up and on every SIGHUP.
-    pub fn from_process(path: Option<PathBuf>) -> Self {
+    pub(crate) fn from_process(path: Option<PathBuf>) -> Self {
         let env: HashMap<String, String> = std::env::vars().collect();
         let credentials_dir = env.get("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         // systemd passes several directories colon-separated; the first is ours.
@@ -213,11 +215,11 @@ impl LoadOptions {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub config: Config,
-    pub sources: BTreeMap<&'static str, Source>,
-    pub file: Option<PathBuf>,
+    pub(crate) sources: BTreeMap<&'static str, Source>,
+    pub(crate) file: Option<PathBuf>,
     /// Empty with [`LoadOptions::strict_env`]: then they are problems.
-    pub unknown_env: Vec<UnknownEnv>,
-    pub shadowed: Vec<Shadowed>,
+    pub(crate) unknown_env: Vec<UnknownEnv>,
+    pub(crate) shadowed: Vec<Shadowed>,
 }
 
 /// Loads and validates. Every problem is collected before returning.
@@ -412,12 +414,12 @@ impl Config {
 
     /// Effective values for `config show`, in table order; secrets are redacted, and
     /// this is the only place values are turned into text.
-    pub fn display_values(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn display_values(&self) -> Vec<(&'static str, String)> {
         KEYS.iter().map(|k| (k.name, k.show(self))).collect()
     }
 
     /// The `[[notify]]` destinations for `config show`, webhook URLs and keys redacted.
-    pub fn notify_display(&self) -> Vec<(String, String)> {
+    pub(crate) fn notify_display(&self) -> Vec<(String, String)> {
         self.notify
             .iter()
             .enumerate()
@@ -427,7 +429,7 @@ impl Config {
 }
 
 /// A config file path as given, for messages.
-pub fn describe_file(file: Option<&Path>) -> String {
+pub(crate) fn describe_file(file: Option<&Path>) -> String {
     file.map_or_else(
         || "(no config file; defaults and environment only)".to_owned(),
         |p| p.display().to_string(),

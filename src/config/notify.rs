@@ -33,7 +33,7 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Teams => "teams",
             Self::Slack => "slack",
@@ -63,7 +63,7 @@ impl EventKind {
         Self::SyncStale,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ReferralNew => "referral_new",
             Self::ReferralStatusChanged => "referral_status_changed",
@@ -74,13 +74,8 @@ impl EventKind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|e| e.as_str() == s)
-    }
-
-    /// Operator events are about the daemon, not a referral: filters do not apply.
-    pub fn is_operator(self) -> bool {
-        matches!(self, Self::SignInRequired | Self::SyncStale)
     }
 }
 
@@ -103,12 +98,12 @@ pub struct Destination {
 }
 
 impl Destination {
-    pub fn wants(&self, event: EventKind) -> bool {
+    pub(crate) fn wants(&self, event: EventKind) -> bool {
         self.events.contains(&event)
     }
 
     /// Same settings, secrets compared by value (for reload).
-    pub fn same_as(&self, other: &Destination) -> bool {
+    pub(crate) fn same_as(&self, other: &Destination) -> bool {
         let secret = |d: &Destination| d.secret.as_ref().map(|s| s.expose_secret().to_owned());
         self.name == other.name
             && self.format == other.format
@@ -122,7 +117,7 @@ impl Destination {
     }
 
     /// `config show`: every setting but the secrets, which only say where they come from.
-    pub fn display_lines(&self, index: usize) -> Vec<(String, String)> {
+    pub(crate) fn display_lines(&self, index: usize) -> Vec<(String, String)> {
         let list = |v: &[String]| format!("{v:?}");
         let events: Vec<String> = self.events.iter().map(|e| e.as_str().to_owned()).collect();
         let mut lines = vec![

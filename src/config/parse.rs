@@ -22,7 +22,7 @@ pub(super) struct Values {
 }
 
 impl Values {
-    pub fn problem(&mut self, key: &str, message: String, fix: &str) {
+    pub(crate) fn problem(&mut self, key: &str, message: String, fix: &str) {
         let source = self.sources.get(key).cloned().unwrap_or(Source::Default);
         self.problems.push(Problem::new(key, source, message, fix));
     }
@@ -52,21 +52,21 @@ impl Values {
         }
     }
 
-    pub fn text(&mut self, key: &'static str) -> Option<String> {
+    pub(crate) fn text(&mut self, key: &'static str) -> Option<String> {
         self.raw_text(key)
     }
 
-    pub fn optional_text(&mut self, key: &'static str) -> Option<Option<String>> {
+    pub(crate) fn optional_text(&mut self, key: &'static str) -> Option<Option<String>> {
         let v = self.raw_text(key)?;
         Some((!v.trim().is_empty()).then(|| v.trim().to_owned()))
     }
 
-    pub fn secret(&mut self, key: &'static str) -> Option<Option<SecretString>> {
+    pub(crate) fn secret(&mut self, key: &'static str) -> Option<Option<SecretString>> {
         let v = self.raw_text(key)?;
         Some((!v.is_empty()).then(|| SecretString::from(v)))
     }
 
-    pub fn flag(&mut self, key: &'static str) -> Option<bool> {
+    pub(crate) fn flag(&mut self, key: &'static str) -> Option<bool> {
         let v = self.raw_text(key)?;
         match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Some(true),
@@ -78,7 +78,7 @@ impl Values {
         }
     }
 
-    pub fn count(&mut self, key: &'static str) -> Option<u32> {
+    pub(crate) fn count(&mut self, key: &'static str) -> Option<u32> {
         let v = self.raw_text(key)?;
         let n = v.trim().parse().ok();
         if n.is_none() {
@@ -91,7 +91,7 @@ impl Values {
         n
     }
 
-    pub fn duration(&mut self, key: &'static str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let v = self.raw_text(key)?;
         match parse_duration(&v) {
             Ok(d) => Some(d),
@@ -106,7 +106,7 @@ impl Values {
         }
     }
 
-    pub fn http_url(&mut self, key: &'static str) -> Option<Url> {
+    pub(crate) fn http_url(&mut self, key: &'static str) -> Option<Url> {
         let v = self.raw_text(key)?;
         match Url::parse(v.trim()) {
             Ok(u) if u.has_host() && matches!(u.scheme(), "http" | "https") => Some(u),
@@ -121,7 +121,7 @@ impl Values {
         }
     }
 
-    pub fn socket_addr(&mut self, key: &'static str) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&mut self, key: &'static str) -> Option<SocketAddr> {
         let v = self.raw_text(key)?;
         let v = v.trim();
         let parsed = v.parse::<SocketAddr>().ok().or_else(|| {
@@ -139,7 +139,7 @@ impl Values {
         parsed
     }
 
-    pub fn path(&mut self, key: &'static str) -> Option<PathBuf> {
+    pub(crate) fn path(&mut self, key: &'static str) -> Option<PathBuf> {
         let v = self.raw_text(key)?;
         if v.trim().is_empty() {
             self.problem(
@@ -152,7 +152,7 @@ impl Values {
         Some(PathBuf::from(v.trim()))
     }
 
-    pub fn log_format(&mut self, key: &'static str) -> Option<LogFormat> {
+    pub(crate) fn log_format(&mut self, key: &'static str) -> Option<LogFormat> {
         let v = self.raw_text(key)?;
         let f = LogFormat::parse(&v);
         if f.is_none() {
@@ -165,7 +165,7 @@ impl Values {
         f
     }
 
-    pub fn hosts(&mut self, key: &'static str) -> Option<Vec<String>> {
+    pub(crate) fn hosts(&mut self, key: &'static str) -> Option<Vec<String>> {
         let items: Vec<String> = match self.raw.get(key)? {
             Value::Array(_, items) => {
                 let texts: Option<Vec<String>> = items

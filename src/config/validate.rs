@@ -171,7 +171,7 @@ pub(super) fn validate(c: &Config, conv: &mut Values) {
 }
 
 /// Validates with the same parser tokio-cron-scheduler uses, seconds required.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+pub(crate) fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     if expr.split_whitespace().count() != 6 {
         return Err(format!(
             "has {} fields, expected 6",

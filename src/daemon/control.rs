@@ -36,7 +36,7 @@ impl Control {
 
 /// Why a manual trigger was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum TriggerError {
+pub(crate) enum TriggerError {
     #[error(
         "Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED is false); enable it to sync."
     )]
@@ -51,7 +51,7 @@ pub enum TriggerError {
 
 /// What a manual trigger answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TriggerOutcome {
+pub(crate) enum TriggerOutcome {
     Queued(i64),
     AlreadyRunning(i64),
 }

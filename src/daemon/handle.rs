@@ -11,13 +11,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::control::Control;
-pub use super::control::{TriggerError, TriggerOutcome};
+pub(crate) use super::control::{TriggerError, TriggerOutcome};
 use crate::auth::{AuthState, SignInWatch, TokenProvider};
 use crate::config::Config;
 
 /// Cheap to clone; every clone talks to the same daemon.
 #[derive(Clone)]
-pub struct DaemonHandle {
+pub(crate) struct DaemonHandle {
     control: mpsc::Sender<Control>,
     config: watch::Receiver<Arc<Config>>,
     /// `None` while the integration is disabled and sign-in is not configured.
@@ -46,7 +46,7 @@ impl DaemonHandle {
 
     /// Accepts a manual trigger. The checks that need no decision of the loop answer
     /// here, so a refused trigger never waits for a reload; the loop then queues the run.
-    pub async fn trigger_manual(&self) -> Result<TriggerOutcome, TriggerError> {
+    pub(crate) async fn trigger_manual(&self) -> Result<TriggerOutcome, TriggerError> {
         if self.is_shutting_down() {
             return Err(TriggerError::ShuttingDown);
         }
@@ -65,7 +65,7 @@ impl DaemonHandle {
     }
 
     /// What health, metrics and the trigger go by; `Unknown` until sign-in is configured.
-    pub async fn current_auth_state(&self) -> AuthState {
+    pub(crate) async fn current_auth_state(&self) -> AuthState {
         let Some(tokens) = self.tokens.borrow().clone() else {
             return AuthState::Unknown;
         };
@@ -73,12 +73,12 @@ impl DaemonHandle {
         self.sign_in_watch.current_state(&tokens, &cache).await
     }
 
-    pub fn next_run_at(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_run_at(&self) -> Option<DateTime<Utc>> {
         *self.next_run_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// True from the start of the drain: the loop has closed its end of the channel.
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.control.is_closed()
     }
 }

@@ -13,7 +13,7 @@
 //! - `systemd.rs`: sd_notify.
 
 mod control;
-pub mod handle;
+pub(crate) mod handle;
 mod reload;
 mod systemd;
 mod worker;
@@ -40,7 +40,7 @@ use crate::store::runs::{self, Trigger};
 use crate::store::{self, StoreError};
 use crate::telemetry::LogHandle;
 use control::Control;
-pub use handle::{DaemonHandle, TriggerError, TriggerOutcome};
+use handle::DaemonHandle;
 use reload::ReloadOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,7 @@ impl Daemon {
             .unwrap_or_else(|_| self.shared.config.borrow().listen)
     }
 
-    pub fn handle(&self) -> DaemonHandle {
+    fn handle(&self) -> DaemonHandle {
         DaemonHandle::new(
             self.control_tx.clone(),
             self.shared.config.subscribe(),

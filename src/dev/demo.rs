@@ -29,7 +29,7 @@ const ACTIVITY_EVERY: Duration = Duration::from_secs(20);
 const ACTIVITY_CHANGES: usize = 3;
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Referrals in the emulated Partner Center.
     #[arg(long, default_value_t = 739)]
     pub referrals: usize,
@@ -45,7 +45,7 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DemoError {
+pub(crate) enum DemoError {
     #[error(transparent)]
     Database(#[from] super::devdb::DevDbError),
     #[error("Cannot prepare the demo database: {0}")]
@@ -62,7 +62,7 @@ pub enum DemoError {
     Daemon(#[from] crate::daemon::DaemonError),
 }
 
-pub async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
+pub(crate) async fn run(args: DemoArgs, base: &Config) -> Result<(), DemoError> {
     // First, while a failure leaves nothing behind to clean up.
     let inbox = Inbox::start().await.map_err(DemoError::Inbox)?;
     let choice = DatabaseChoice::pick()?;

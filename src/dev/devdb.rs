@@ -190,7 +190,7 @@ impl Drop for ThrowawayPostgres {
 }
 
 /// `initdb` on PATH, else the newest `/usr/lib/postgresql/<version>/bin`.
-pub fn find_binaries() -> Option<PathBuf> {
+fn find_binaries() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())

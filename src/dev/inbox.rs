@@ -26,13 +26,13 @@ use crate::notify::deliver::{
 };
 
 /// The destination's name, as the Notifications tab and the logs show it.
-pub const DESTINATION: &str = "demo-inbox";
+const DESTINATION: &str = "demo-inbox";
 /// Messages kept; older ones are dropped (the outbox in PostgreSQL keeps every delivery).
 const KEEP: usize = 200;
 
 /// One message as received.
 #[derive(Clone, Debug, Serialize)]
-pub struct Received {
+struct Received {
     pub received_at: DateTime<Utc>,
     pub delivery_id: Option<String>,
     pub event: Option<String>,

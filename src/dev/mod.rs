@@ -2,6 +2,6 @@
 //! package build), so the installed binary carries neither the emulator, nor the demo's
 //! webhook inbox, nor code that shells out to initdb, runuser and chown.
 
-pub mod demo;
+pub(crate) mod demo;
 pub mod devdb;
 pub mod inbox;

@@ -90,7 +90,7 @@ use crate::store::pipeline::{self, CurrencyTally};
 use crate::store::read::{self, CompanyQuery, Cursor, Paging, ReferralQuery, ReferralSort};
 use crate::store::runs::{self, RunStatus};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/partner-center/referrals", get(list_referrals))
         .route(

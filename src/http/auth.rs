@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::config::Config;
 
-pub async fn require_api_token(
+pub(crate) async fn require_api_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -25,7 +25,7 @@ pub async fn require_api_token(
 
 /// Whether the request may see everything: no `api_token` is set, or it carries it.
 /// Compares in constant time so the token cannot be guessed byte by byte from timings.
-pub fn token_accepted(config: &Config, headers: &HeaderMap) -> bool {
+pub(crate) fn token_accepted(config: &Config, headers: &HeaderMap) -> bool {
     let Some(expected) = &config.api_token else {
         return true;
     };

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error(
         "Partner Center integration is disabled (HUNTER_PARTNER_CENTER_ENABLED is false); enable it to sync."
     )]
@@ -32,7 +32,7 @@ pub enum ApiError {
 
 /// Every error's body.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// Always `false`.
     pub success: bool,
     /// What went wrong and what to do, fit to show as it is.
@@ -41,7 +41,7 @@ pub struct ErrorBody {
 
 impl ApiError {
     /// A bad query parameter, named so the caller can fix it.
-    pub fn bad_param(name: &str, problem: impl std::fmt::Display) -> Self {
+    pub(crate) fn bad_param(name: &str, problem: impl std::fmt::Display) -> Self {
         Self::BadRequest(format!("Invalid query parameter `{name}`: {problem}"))
     }
 }

@@ -33,7 +33,7 @@ use crate::store::read::Matching;
 /// Chunks in flight between the query and the client.
 const IN_FLIGHT: usize = 4;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/v1/partner-center/referrals.csv", get(referrals_csv))
 }
 

@@ -25,7 +25,7 @@ use super::error::ApiError;
 use crate::config::Config;
 
 /// A request for a host this daemon does not answer for: 421 Misdirected Request.
-pub async fn check_host(
+pub(crate) async fn check_host(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -43,7 +43,7 @@ pub async fn check_host(
 }
 
 /// Refuses a state-changing request that a browser says comes from another site.
-pub async fn check_origin(
+pub(crate) async fn check_origin(
     State(state): State<AppState>,
     request: Request,
     next: Next,
@@ -105,7 +105,7 @@ fn host_part(authority: &str) -> Option<String> {
 
 /// Loopback names, the listen address and `public_hosts`, on any port: the port says
 /// nothing about which site a browser thinks it is talking to.
-pub fn host_allowed(config: &Config, authority: &str) -> bool {
+fn host_allowed(config: &Config, authority: &str) -> bool {
     let Some(host) = host_part(authority) else {
         return false;
     };

@@ -40,10 +40,10 @@ use crate::store::history::{self, ChangeRow};
 use crate::store::notifications::{self, NotificationRow};
 use crate::store::{StoreError, read};
 
-pub const CHANGE_PARAMS: &[&str] = &["since", "cursor", "limit"];
-pub const NOTIFICATION_PARAMS: &[&str] = &["limit"];
+const CHANGE_PARAMS: &[&str] = &["since", "cursor", "limit"];
+const NOTIFICATION_PARAMS: &[&str] = &["limit"];
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/partner-center/referrals/{id}/changes",
@@ -105,7 +105,7 @@ pub(super) async fn changes(
 
 /// A destination as the API and `/healthz` show it: never its URL or key.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct DestinationView {
+pub(crate) struct DestinationView {
     pub name: String,
     pub format: &'static str,
     pub events: Vec<&'static str>,
@@ -117,7 +117,7 @@ pub struct DestinationView {
 }
 
 /// Every configured destination with its delivery record.
-pub async fn destinations(
+pub(crate) async fn destinations(
     pool: &sqlx::PgPool,
     config: &Config,
 ) -> Result<Vec<DestinationView>, StoreError> {

@@ -19,7 +19,7 @@ use super::error::ApiError;
 
 /// The longest a handler may take to answer. Counted up to the response's head only: a
 /// CSV export that streams for minutes is not cut, since its rows go out after the head.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Smaller bodies are not worth the CPU; a page of referrals is tens of KB.
 const COMPRESS_ABOVE: u16 = 1024;
@@ -29,7 +29,7 @@ const MAX_ERROR_TEXT: usize = 2048;
 
 /// Wraps the router, outermost first: the access log sees every answer (a refused host
 /// too), compression and the headers apply to error bodies as well.
-pub fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn wrap<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router
         .layer(timeout())
         .layer(axum::middleware::map_response(json_errors))
@@ -97,7 +97,7 @@ fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
 }
 
 /// The router's answer for a path no route has.
-pub async fn not_found(uri: Uri) -> ApiError {
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!(
         "No endpoint at `{}`; /api/openapi.json lists them.",
         uri.path()

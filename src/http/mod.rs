@@ -15,18 +15,18 @@
 //! - `layers.rs`: access log, timeout, compression, common headers, JSON error bodies.
 //! - `error.rs`: the one error type, mapped to status codes and JSON bodies.
 
-pub mod api;
-pub mod auth;
-pub mod error;
-pub mod export;
-pub mod guard;
-pub mod history;
-pub mod layers;
-pub mod openapi;
-pub mod ops;
-pub mod params;
-pub mod present;
-pub mod ui;
+mod api;
+mod auth;
+mod error;
+mod export;
+mod guard;
+mod history;
+mod layers;
+mod openapi;
+mod ops;
+pub(crate) mod params;
+pub(crate) mod present;
+mod ui;
 
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub pool: PgPool,
     pub metrics: Metrics,
     /// The live configuration; SIGHUP swaps in a new one.
@@ -52,7 +52,7 @@ pub struct AppState {
 /// trigger and data endpoints, and `extra` routes (the demo's), require `api_token` when
 /// it is set. Every route, the UI's assets and the 404 included, answers only the
 /// allowed hosts (`guard.rs`).
-pub fn router(state: AppState, extra: Option<Router>) -> Router {
+pub(crate) fn router(state: AppState, extra: Option<Router>) -> Router {
     let token = axum::middleware::from_fn_with_state(state.clone(), auth::require_api_token);
     let protected = Router::new()
         .merge(api::router())

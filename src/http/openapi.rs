@@ -47,9 +47,9 @@ use crate::store::read::ReferralSort;
     components(schemas(ErrorBody)),
     modifiers(&CommonAnswers)
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(openapi_json))
 }
 
@@ -220,17 +220,17 @@ fn params(lists: &[&[&str]]) -> Vec<Parameter> {
 }
 
 /// The referral filters (list, pipeline, CSV).
-pub struct FilterQuery;
+pub(crate) struct FilterQuery;
 /// `sort` and `order` (list, CSV).
-pub struct SortQuery;
+pub(crate) struct SortQuery;
 /// `limit`, `offset`, `cursor` of the referral list.
-pub struct ReferralPageQuery;
-pub struct CompanyQuery;
-pub struct RunQuery;
+pub(crate) struct ReferralPageQuery;
+pub(crate) struct CompanyQuery;
+pub(crate) struct RunQuery;
 /// `since`, `cursor`, `limit` of the change feed.
-pub struct ChangeQuery;
+pub(crate) struct ChangeQuery;
 /// `limit` of the notification list.
-pub struct NotificationQuery;
+pub(crate) struct NotificationQuery;
 
 impl IntoParams for ChangeQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
@@ -299,7 +299,8 @@ impl IntoParams for RunQuery {
 }
 
 /// The document as committed: pretty JSON with a final newline.
-pub fn document() -> String {
+#[cfg(test)]
+fn document() -> String {
     let mut text = ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

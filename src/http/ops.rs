@@ -24,14 +24,14 @@ use crate::store::runs::{self, RunRow, RunStatus};
 /// letting health checks hang.
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn open_router() -> Router<AppState> {
+pub(crate) fn open_router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }
 
-pub fn protected_router() -> Router<AppState> {
+pub(crate) fn protected_router() -> Router<AppState> {
     Router::new().route("/api/v1/partner-center/referrals/sync", post(trigger))
 }
 

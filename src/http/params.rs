@@ -12,7 +12,7 @@ use crate::store::read::{ReferralSort, SortOrder};
 use crate::sync::parse_since;
 
 /// The filters every referral endpoint takes; README and `api.rs` say what each means.
-pub const FILTER_PARAMS: &[&str] = &[
+pub(crate) const FILTER_PARAMS: &[&str] = &[
     "status",
     "substatus",
     "type",
@@ -30,11 +30,11 @@ pub const FILTER_PARAMS: &[&str] = &[
 ];
 
 /// `sort` and `order` of the referral list and the CSV export.
-pub const SORT_PARAMS: &[&str] = &["sort", "order"];
+pub(crate) const SORT_PARAMS: &[&str] = &["sort", "order"];
 /// The referral list's paging.
-pub const REFERRAL_PAGE_PARAMS: &[&str] = &["limit", "offset", "cursor"];
-pub const COMPANY_PARAMS: &[&str] = &["with_referrals", "q", "limit", "offset"];
-pub const RUN_PARAMS: &[&str] = &["limit", "offset", "status"];
+pub(crate) const REFERRAL_PAGE_PARAMS: &[&str] = &["limit", "offset", "cursor"];
+pub(crate) const COMPANY_PARAMS: &[&str] = &["with_referrals", "q", "limit", "offset"];
+pub(crate) const RUN_PARAMS: &[&str] = &["limit", "offset", "status"];
 
 /// Longest free-text search accepted; longer input is a mistake, not a search.
 const MAX_TEXT: usize = 200;
@@ -54,7 +54,7 @@ fn has_control(value: &str) -> bool {
 }
 
 /// An `{id}` from the path, checked like a query value.
-pub fn path_id(id: &str) -> Result<&str, ApiError> {
+pub(crate) fn path_id(id: &str) -> Result<&str, ApiError> {
     if has_control(id) {
         return Err(ApiError::BadRequest(format!(
             "Invalid path parameter `id`: {CONTROL_PROBLEM}"
@@ -66,7 +66,7 @@ pub fn path_id(id: &str) -> Result<&str, ApiError> {
 /// A parameter the caller must fix, by name.
 #[derive(Debug, thiserror::Error)]
 #[error("Invalid query parameter `{name}`: {problem}")]
-pub struct ParamError {
+pub(crate) struct ParamError {
     pub name: String,
     pub problem: String,
 }
@@ -86,19 +86,22 @@ impl From<ParamError> for ApiError {
     }
 }
 
-pub struct Params {
+pub(crate) struct Params {
     pairs: Vec<(String, String)>,
 }
 
 impl Params {
-    pub fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ParamError> {
+    pub(crate) fn parse(raw: Option<String>, known: &[&str]) -> Result<Self, ParamError> {
         let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         Self::from_pairs(pairs, known)
     }
 
-    pub fn from_pairs(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Self, ParamError> {
+    pub(crate) fn from_pairs(
+        pairs: Vec<(String, String)>,
+        known: &[&str],
+    ) -> Result<Self, ParamError> {
         let pairs: Vec<(String, String)> = pairs
             .into_iter()
             .map(|(k, v)| (k, v.trim().to_owned()))
@@ -116,7 +119,7 @@ impl Params {
     }
 
     /// A single-valued parameter; repeating it is ambiguous and refused.
-    pub fn one(&self, name: &str) -> Result<Option<&str>, ParamError> {
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, ParamError> {
         let mut values = self
             .pairs
             .iter()
@@ -130,7 +133,7 @@ impl Params {
     }
 
     /// Comma-separated and repeated values, merged.
-    pub fn list(&self, name: &str) -> Result<Vec<String>, ParamError> {
+    pub(crate) fn list(&self, name: &str) -> Result<Vec<String>, ParamError> {
         let values: Vec<String> = self
             .pairs
             .iter()
@@ -149,7 +152,13 @@ impl Params {
         Ok(values)
     }
 
-    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ParamError> {
+    pub(crate) fn int(
+        &self,
+        name: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ParamError> {
         match self.one(name)? {
             None => Ok(default),
             Some(v) => v
@@ -162,7 +171,7 @@ impl Params {
         }
     }
 
-    pub fn bool(&self, name: &str) -> Result<bool, ParamError> {
+    pub(crate) fn bool(&self, name: &str) -> Result<bool, ParamError> {
         match self.one(name)? {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
@@ -173,7 +182,7 @@ impl Params {
         }
     }
 
-    pub fn text(&self, name: &str) -> Result<Option<String>, ParamError> {
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>, ParamError> {
         match self.one(name)? {
             Some(v) if v.chars().count() > MAX_TEXT => Err(ParamError::new(
                 name,
@@ -198,14 +207,17 @@ impl Params {
 
     /// The [`FILTER_PARAMS`] as a filter.
     /// An RFC 3339 time or a date (midnight UTC), like `updated_since`.
-    pub fn since(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ParamError> {
+    pub(crate) fn since(
+        &self,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ParamError> {
         self.one(name)?
             .map(|v| parse_since(v).map_err(|e| ParamError::new(name, e.to_string())))
             .transpose()
     }
 
     /// A cursor this API handed out: the id of the last row seen.
-    pub fn cursor(&self, name: &str) -> Result<i64, ParamError> {
+    pub(crate) fn cursor(&self, name: &str) -> Result<i64, ParamError> {
         match self.one(name)? {
             None => Ok(0),
             Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -217,7 +229,7 @@ impl Params {
         }
     }
 
-    pub fn referral_filter(&self) -> Result<ReferralFilter, ParamError> {
+    pub(crate) fn referral_filter(&self) -> Result<ReferralFilter, ParamError> {
         let updated_since = self
             .one("updated_since")?
             .map(|v| parse_since(v).map_err(|e| ParamError::new("updated_since", e.to_string())))
@@ -258,7 +270,7 @@ impl Params {
         })
     }
 
-    pub fn sort(&self) -> Result<ReferralSort, ParamError> {
+    pub(crate) fn sort(&self) -> Result<ReferralSort, ParamError> {
         match self.one("sort")? {
             None => Ok(ReferralSort::default()),
             Some(v) => ReferralSort::parse(v).ok_or_else(|| {
@@ -270,7 +282,7 @@ impl Params {
         }
     }
 
-    pub fn order(&self) -> Result<SortOrder, ParamError> {
+    pub(crate) fn order(&self) -> Result<SortOrder, ParamError> {
         match self.one("order")? {
             None => Ok(SortOrder::default()),
             Some(v) => SortOrder::parse(v)

@@ -14,7 +14,7 @@ use crate::sync::extract::parse_timestamp;
 
 /// A domain as people write it (`bücher.example` for `xn--bcher-kva.example`). A label
 /// that is not valid punycode stays as stored rather than failing the response.
-pub fn domain_display(ascii: &str) -> String {
+fn domain_display(ascii: &str) -> String {
     let (unicode, result) = idna::domain_to_unicode(ascii);
     if result.is_ok() {
         unicode
@@ -26,7 +26,7 @@ pub fn domain_display(ascii: &str) -> String {
 /// A Referral as the API sends it: the columns plus what is derived from them and from
 /// the payload (the whole payload for the detail, the list's subset for a list row).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ReferralView {
+pub(crate) struct ReferralView {
     #[serde(flatten)]
     pub referral: Referral,
     /// `customer_domain` for display; null when there is no domain.
@@ -44,7 +44,7 @@ pub struct ReferralView {
 }
 
 impl ReferralView {
-    pub fn new(referral: Referral, payload: &Value) -> Self {
+    pub(crate) fn new(referral: Referral, payload: &Value) -> Self {
         let customer_domain_display = referral.customer_domain.as_deref().map(domain_display);
         let time = |pointer: &str| {
             payload
@@ -75,7 +75,7 @@ impl ReferralView {
 
 /// A company as the API sends it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CompanyView {
+pub(crate) struct CompanyView {
     #[serde(flatten)]
     pub company: Company,
     pub domain_display: String,
@@ -93,7 +93,7 @@ impl From<Company> for CompanyView {
 
 /// A team member as the UI shows it; the raw member stays in `payload`.
 #[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Member {
+pub(crate) struct Member {
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -101,7 +101,7 @@ pub struct Member {
 }
 
 /// Reads a Partner Center member list leniently: some samples send one object instead of an array.
-pub fn members(value: Option<&Value>) -> Vec<Member> {
+pub(crate) fn members(value: Option<&Value>) -> Vec<Member> {
     let entries: Vec<&Value> = match value {
         Some(Value::Array(items)) => items.iter().collect(),
         Some(v @ Value::Object(_)) => vec![v],

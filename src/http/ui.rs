@@ -68,7 +68,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     module!("visits"),
 ];
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     ASSETS
         .iter()
         .fold(Router::new(), |router, &(path, content_type, body)| {

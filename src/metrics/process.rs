@@ -14,14 +14,14 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 #[derive(Debug)]
-pub struct ProcessCollector {
+pub(crate) struct ProcessCollector {
     start_time: f64,
     page_size: f64,
     ticks_per_second: f64,
 }
 
 impl ProcessCollector {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let start_time = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

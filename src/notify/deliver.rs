@@ -26,11 +26,11 @@ use crate::store::notifications::{self, Due};
 use crate::store::{StoreError, runs};
 
 /// Header names of every delivery (all formats).
-pub const DELIVERY_ID_HEADER: &str = "X-PCS-Delivery-Id";
-pub const TIMESTAMP_HEADER: &str = "X-PCS-Timestamp";
-pub const EVENT_HEADER: &str = "X-PCS-Event";
+pub(crate) const DELIVERY_ID_HEADER: &str = "X-PCS-Delivery-Id";
+pub(crate) const TIMESTAMP_HEADER: &str = "X-PCS-Timestamp";
+pub(crate) const EVENT_HEADER: &str = "X-PCS-Event";
 /// `sha256=<hex>`: HMAC-SHA256 over `<timestamp>.<body>` (json format only).
-pub const SIGNATURE_HEADER: &str = "X-PCS-Signature";
+pub(crate) const SIGNATURE_HEADER: &str = "X-PCS-Signature";
 
 /// How often the task looks for due rows.
 const POLL: Duration = Duration::from_secs(1);
@@ -43,7 +43,7 @@ const ERROR_BODY_CHARS: usize = 200;
 
 /// Runs until `stop`; `destinations` are fixed for the life of the task (a change needs
 /// a restart), the rest of the configuration is read live.
-pub async fn run(
+pub(crate) async fn run(
     pool: PgPool,
     config: watch::Receiver<Arc<Config>>,
     metrics: Metrics,
@@ -136,7 +136,7 @@ async fn drain(
 
 /// Doubling from one second up to ten minutes, each wait drawn from its upper half so
 /// that many daemons (or many rows) do not retry in step.
-pub fn backoff(attempts: i32) -> Duration {
+fn backoff(attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.saturating_sub(1))
         .unwrap_or(0)
         .min(20);
@@ -148,7 +148,7 @@ pub fn backoff(attempts: i32) -> Duration {
 }
 
 /// One POST; the error names what went wrong but never the URL (it is the secret).
-pub async fn send(
+async fn send(
     http: &reqwest::Client,
     d: &Destination,
     due: &Due,
@@ -166,7 +166,7 @@ pub async fn send(
 }
 
 /// POSTs `body` with the delivery headers (and the signature for `json`).
-pub async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     d: &Destination,
     delivery_id: &str,
@@ -209,7 +209,7 @@ pub async fn post(
 }
 
 /// `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<body>` under `secret`.
-pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+pub(crate) fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
     // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
         .expect("HMAC accepts any key length");

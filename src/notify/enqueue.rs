@@ -18,7 +18,7 @@ use crate::store::notifications::{self, NewNotification, Snapshot};
 use crate::store::referrals::{StatusChange, UpsertOutcome};
 
 /// A run's notification bookkeeping.
-pub struct Enqueuer {
+pub(crate) struct Enqueuer {
     destinations: Vec<Destination>,
     run_id: i64,
     /// The table was empty when the run started: new referrals are summed up, not listed.
@@ -29,7 +29,11 @@ pub struct Enqueuer {
 
 impl Enqueuer {
     /// Reads whether this run is the first import; nothing at all when no destination is set.
-    pub async fn for_run(pool: &PgPool, config: &Config, run_id: i64) -> Result<Self, StoreError> {
+    pub(crate) async fn for_run(
+        pool: &PgPool,
+        config: &Config,
+        run_id: i64,
+    ) -> Result<Self, StoreError> {
         let import = !config.notify.is_empty() && notifications::table_is_empty(pool).await?;
         Ok(Self {
             destinations: config.notify.clone(),
@@ -45,7 +49,7 @@ impl Enqueuer {
     }
 
     /// New referrals and status changes of one batch.
-    pub async fn batch(
+    pub(crate) async fn batch(
         &self,
         conn: &mut PgConnection,
         outcome: &UpsertOutcome,
@@ -104,7 +108,11 @@ impl Enqueuer {
     }
 
     /// Referrals a full pass marked missing.
-    pub async fn missing(&self, conn: &mut PgConnection, ids: &[String]) -> Result<(), StoreError> {
+    pub(crate) async fn missing(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
         if !self.active() || ids.is_empty() {
             return Ok(());
         }
@@ -127,7 +135,11 @@ impl Enqueuer {
     /// At the end of the run, in its last transaction: expiring referrals, the import
     /// summary (`created` referrals were written this run), then the release of every row
     /// the run held.
-    pub async fn finish(&self, conn: &mut PgConnection, created: u64) -> Result<(), StoreError> {
+    pub(crate) async fn finish(
+        &self,
+        conn: &mut PgConnection,
+        created: u64,
+    ) -> Result<(), StoreError> {
         if !self.active() {
             return Ok(());
         }
@@ -195,7 +207,7 @@ impl Enqueuer {
 
 /// A destination's filters: each list, when set, must hold the referral's value
 /// (compared ignoring case); the minimum needs a deal value at least that high.
-pub fn passes(d: &Destination, s: &Snapshot) -> bool {
+fn passes(d: &Destination, s: &Snapshot) -> bool {
     let matches = |list: &[String], value: &Option<String>| {
         list.is_empty()
             || value
@@ -231,7 +243,7 @@ fn change_json(c: &StatusChange) -> Value {
 }
 
 /// Operator events, enqueued at once (not held: there is no run to wait for).
-pub async fn operator(
+pub(crate) async fn operator(
     pool: &PgPool,
     destinations: &[Destination],
     kind: EventKind,

@@ -12,13 +12,13 @@ use uuid::Uuid;
 use crate::config::Format;
 
 /// Version of the JSON format's schema (README, Notifications).
-pub const JSON_VERSION: u32 = 1;
+const JSON_VERSION: u32 = 1;
 /// Chat messages list this many digest items; the JSON format carries all it was given.
 const DIGEST_LINES: usize = 10;
 
 /// One outbox row, as the renderer needs it.
 #[derive(Clone, Debug)]
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     pub delivery_id: Uuid,
     pub event: &'a str,
     pub created_at: DateTime<Utc>,
@@ -27,7 +27,7 @@ pub struct Event<'a> {
 
 /// A message before its format.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Message {
+struct Message {
     pub title: String,
     pub text: Option<String>,
     pub facts: Vec<(String, String)>,
@@ -36,7 +36,7 @@ pub struct Message {
 }
 
 /// The body to POST for `event` in `format`; `public_url` makes the links.
-pub fn render(format: Format, event: &Event<'_>, public_url: Option<&str>) -> Value {
+pub(crate) fn render(format: Format, event: &Event<'_>, public_url: Option<&str>) -> Value {
     match format {
         Format::Json => json_body(event, public_url),
         Format::Teams => teams(&compose(event, public_url)),
@@ -45,7 +45,7 @@ pub fn render(format: Format, event: &Event<'_>, public_url: Option<&str>) -> Va
 }
 
 /// The link to a referral in this daemon's web UI.
-pub fn referral_link(public_url: Option<&str>, id: &str) -> Option<String> {
+fn referral_link(public_url: Option<&str>, id: &str) -> Option<String> {
     let mut url = Url::parse(public_url?).ok()?;
     url.query_pairs_mut().clear().append_pair("referral", id);
     Some(url.to_string())
@@ -97,7 +97,7 @@ fn referral_facts(r: &Value) -> Vec<(String, String)> {
 }
 
 /// Title, text and facts of an event.
-pub fn compose(event: &Event<'_>, public_url: Option<&str>) -> Message {
+fn compose(event: &Event<'_>, public_url: Option<&str>) -> Message {
     let data = event.data;
     let referral = data.get("referral");
     let link_to = |r: &Value| text(r, "id").and_then(|id| referral_link(public_url, &id));
@@ -328,7 +328,7 @@ fn slack(m: &Message) -> Value {
 }
 
 /// One sample event of each kind, for `partner-center-sync notify test`.
-pub fn samples() -> Vec<(&'static str, Value)> {
+pub(crate) fn samples() -> Vec<(&'static str, Value)> {
     let referral = json!({
         "id": "sample-0000-referral", "name": "Contoso cloud migration (sample)",
         "customer_name": "Contoso Ltd", "deal_value": "125000.00", "currency": "USD",

@@ -10,7 +10,7 @@
 //! Data flows config -> sync -> notify -> store: `sync` calls `enqueue`, the daemon
 //! spawns `deliver`; all SQL stays in `store::notifications`.
 
-pub mod deliver;
-pub mod enqueue;
-pub mod message;
-pub mod test_send;
+pub(crate) mod deliver;
+pub(crate) mod enqueue;
+mod message;
+pub(crate) mod test_send;

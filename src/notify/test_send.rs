@@ -9,7 +9,7 @@ use super::message::{self, Event};
 use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TestSendError {
+pub(crate) enum TestSendError {
     #[error(
         "No [[notify]] destination is named `{name}`; configured: {known}. Check `name` in the [[notify]] tables."
     )]
@@ -28,7 +28,7 @@ pub enum TestSendError {
 }
 
 /// Sends the samples; the lines say what each got back.
-pub async fn run(config: &Config, name: &str) -> Result<Vec<String>, TestSendError> {
+pub(crate) async fn run(config: &Config, name: &str) -> Result<Vec<String>, TestSendError> {
     let Some(d) = config.notify.iter().find(|d| d.name == name) else {
         let known: Vec<&str> = config.notify.iter().map(|d| d.name.as_str()).collect();
         return Err(TestSendError::UnknownDestination {

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
-use serde_json::value::RawValue;
 use url::Url;
 
-use super::{COLLECTION, ErrorBody, PcError, RetryBudget, RetryPolicy, retry};
+use super::{ErrorBody, PcError, RetryBudget, RetryPolicy, retry};
 use crate::auth::{AccessToken, AuthError, SignInRequired, TokenProvider};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -33,7 +32,7 @@ enum AttemptFailure {
 }
 
 #[derive(Clone)]
-pub struct PartnerCenterClient {
+pub(crate) struct PartnerCenterClient {
     http: reqwest::Client,
     /// `api_url` without its trailing slash.
     pub(super) base: String,
@@ -43,7 +42,7 @@ pub struct PartnerCenterClient {
 }
 
 impl PartnerCenterClient {
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         http: reqwest::Client,
         tokens: TokenProvider,
@@ -56,30 +55,6 @@ impl PartnerCenterClient {
             metrics,
             policy: RetryPolicy::from_config(config),
         }
-    }
-
-    /// One referral by id, raw.
-    pub async fn get_referral(
-        &self,
-        id: &str,
-        budget: &RetryBudget,
-    ) -> Result<Box<RawValue>, PcError> {
-        let mut url = Url::parse(&format!("{}/{COLLECTION}", self.base)).map_err(|e| {
-            PcError::BadNextLink {
-                link: format!("{}: {e}", self.base),
-            }
-        })?;
-        url.path_segments_mut()
-            .map_err(|()| PcError::BadNextLink {
-                link: self.base.clone(),
-            })?
-            .push(id);
-        let fetched = self
-            .send(&url, budget, |body| {
-                serde_json::from_slice::<Box<RawValue>>(body).map_err(|e| e.to_string())
-            })
-            .await?;
-        Ok(fetched.body)
     }
 
     async fn token(&self) -> Result<AccessToken, AttemptFailure> {

@@ -63,7 +63,7 @@ pub enum PcError {
 
 impl PcError {
     /// A 400 on a filtered list: the API does not accept our `$filter`.
-    pub fn is_bad_request(&self) -> bool {
+    pub(crate) fn is_bad_request(&self) -> bool {
         matches!(self, PcError::Rejected { status: 400, .. })
     }
 }

@@ -14,14 +14,14 @@
 mod client;
 mod error;
 mod paging;
-pub mod retry;
-pub mod wire;
+mod retry;
+mod wire;
 
-pub use client::PartnerCenterClient;
-pub use error::PcError;
-pub use paging::{ListQuery, Page, ReferralPages, resolve_next_link};
-pub use retry::{RetryBudget, RetryPolicy};
-pub use wire::{ErrorBody, WirePage};
+pub(crate) use client::PartnerCenterClient;
+pub(crate) use error::PcError;
+pub(crate) use paging::{ListQuery, Page, ReferralPages};
+pub(crate) use retry::{RetryBudget, RetryPolicy};
+use wire::{ErrorBody, WirePage};
 
 /// The collection path under the configured `api_url` (which ends in `/v1.0`).
 const COLLECTION: &str = "engagements/referrals";

@@ -11,7 +11,7 @@ use super::{COLLECTION, PartnerCenterClient, PcError, RetryBudget, WirePage};
 
 /// The OData options of a list pass.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// `updatedDateTime ge …` for incremental passes.
     pub updated_since: Option<DateTime<Utc>>,
     pub top: u32,
@@ -20,7 +20,7 @@ pub struct ListQuery {
 impl ListQuery {
     /// Always `createdDateTime asc`: it never changes, so an offset-based `$skiptoken`
     /// cannot skip a referral that is updated while we page (API reference, section 7).
-    pub fn to_query_string(&self) -> String {
+    fn to_query_string(&self) -> String {
         let mut q = String::new();
         if let Some(since) = self.updated_since {
             let literal = format!(
@@ -56,7 +56,7 @@ fn encode(s: &str) -> String {
 /// drop scheme, host and path, and request `{api_url}/engagements/referrals?{query}`.
 /// This keeps https, never sends the token to a foreign host, and repairs the documented
 /// `http://…/v1.0/referrals?…` form. Returns the URL and whether anything changed.
-pub fn resolve_next_link(base: &str, link: &str) -> Result<(Url, String, bool), PcError> {
+fn resolve_next_link(base: &str, link: &str) -> Result<(Url, String, bool), PcError> {
     let without_fragment = link.split('#').next().unwrap_or_default();
     let query = match without_fragment.split_once('?') {
         Some((_, q)) if !q.is_empty() => q,
@@ -76,7 +76,7 @@ pub fn resolve_next_link(base: &str, link: &str) -> Result<(Url, String, bool), 
 
 impl PartnerCenterClient {
     /// Pages of the list for `query`, to be pulled with [`ReferralPages::next_page`].
-    pub fn list(&self, query: &ListQuery, budget: RetryBudget) -> ReferralPages {
+    pub(crate) fn list(&self, query: &ListQuery, budget: RetryBudget) -> ReferralPages {
         let first = format!("{}/{COLLECTION}?{}", self.base, query.to_query_string());
         ReferralPages {
             client: self.clone(),
@@ -90,7 +90,7 @@ impl PartnerCenterClient {
 
 /// One page of referrals, raw.
 #[derive(Debug)]
-pub struct Page {
+pub(crate) struct Page {
     pub items: Vec<Box<RawValue>>,
     /// The `Date` header: the server's clock, used for the watermark.
     pub server_date: Option<DateTime<Utc>>,
@@ -98,7 +98,7 @@ pub struct Page {
 }
 
 /// The state of one paging pass; pages are pulled one at a time so memory stays flat.
-pub struct ReferralPages {
+pub(crate) struct ReferralPages {
     client: PartnerCenterClient,
     /// The next URL to request, or the unparseable first URL.
     next: Result<Url, String>,
@@ -110,12 +110,12 @@ pub struct ReferralPages {
 
 impl ReferralPages {
     /// How many nextLinks had to be rewritten by the Rule.
-    pub fn repaired_links(&self) -> u32 {
+    pub(crate) fn repaired_links(&self) -> u32 {
         self.repaired
     }
 
     /// The next page, or `None` after the last.
-    pub async fn next_page(&mut self) -> Result<Option<Page>, PcError> {
+    pub(crate) async fn next_page(&mut self) -> Result<Option<Page>, PcError> {
         let url = match &self.next {
             Ok(u) => u.clone(),
             Err(first) if first.is_empty() => return Ok(None),

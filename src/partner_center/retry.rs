@@ -18,14 +18,14 @@ use crate::config::Config;
 const BASE_DELAY: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per request, the first one included.
     pub max_attempts: u32,
     pub max_delay: Duration,
 }
 
 impl RetryPolicy {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         Self {
             max_attempts: config.retry_max_attempts.max(1),
             max_delay: config.retry_max_delay,
@@ -33,7 +33,7 @@ impl RetryPolicy {
     }
 
     /// The wait before retry number `retry` (1 for the first retry).
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let exp = BASE_DELAY.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
         let ceiling = exp.min(self.max_delay);
         let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
@@ -46,13 +46,13 @@ impl RetryPolicy {
 
 /// Retries left for one run, shared by every request the run makes.
 #[derive(Clone, Debug)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     left: Arc<AtomicU32>,
     total: u32,
 }
 
 impl RetryBudget {
-    pub fn new(total: u32) -> Self {
+    pub(crate) fn new(total: u32) -> Self {
         Self {
             left: Arc::new(AtomicU32::new(total)),
             total,
@@ -60,24 +60,24 @@ impl RetryBudget {
     }
 
     /// Takes one retry; false when the budget is spent.
-    pub fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         self.left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
     }
 
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         self.total
     }
 
-    pub fn used(&self) -> u32 {
+    pub(crate) fn used(&self) -> u32 {
         self.total - self.left.load(Ordering::Acquire)
     }
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past
 /// means "now".
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -87,7 +87,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// An IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT` (also used for the `Date` header).
-pub fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc2822(value.trim())
         .ok()
         .map(|d| d.with_timezone(&Utc))

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 /// One list page: the OData envelope with its items still raw.
 #[derive(Debug, Deserialize)]
-pub struct WirePage {
+pub(crate) struct WirePage {
     /// Required: a 200 without it is a broken page, retried like a transport fault.
     pub value: Vec<Box<RawValue>>,
     /// Absent, null or empty on the last page.
@@ -20,13 +20,13 @@ pub struct WirePage {
 /// Microsoft's error code and message, from whichever body shape came back:
 /// `{"error":{"code","message"}}`, a gateway's `{"statusCode","message"}`, or plain text.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub code: Option<String>,
     pub message: String,
 }
 
 impl ErrorBody {
-    pub fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         let text = || {
             let s = String::from_utf8_lossy(body);
             let s = s.trim();

@@ -109,7 +109,7 @@ macro_rules! with_company_aggregate {
 /// Re-aggregates `domains` exactly from the referrals table: name (latest non-empty) and
 /// status of the most recently updated referral, count of referrals not marked missing.
 /// A domain with no such referral left loses its row.
-pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), StoreError> {
+async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), StoreError> {
     if domains.is_empty() {
         return Ok(());
     }
@@ -138,7 +138,7 @@ pub async fn refresh(conn: &mut PgConnection, domains: &[String]) -> Result<(), 
 
 /// Re-aggregates every company from the referrals table, writing only rows that differ;
 /// run in the last transaction of each full pass.
-pub async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
+pub(crate) async fn rebuild(conn: &mut PgConnection) -> Result<(), StoreError> {
     with_company_aggregate!(
         "WITH agg AS (
              ",

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 /// What [`prefer_lz4`] found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PayloadCompression {
+enum PayloadCompression {
     /// The column was switched to lz4 just now.
     SwitchedToLz4,
     /// The column already used lz4.
@@ -23,7 +23,7 @@ pub enum PayloadCompression {
 /// Switches `partner_center_referrals.payload` to lz4 when the server offers it, and says
 /// in the log what it did. Never fails the caller: the compression only changes speed, so
 /// an error (e.g. a role that does not own the table) is logged and the data stays as is.
-pub async fn prefer_lz4(pool: &PgPool) {
+pub(crate) async fn prefer_lz4(pool: &PgPool) {
     match try_prefer_lz4(pool).await {
         Ok(PayloadCompression::SwitchedToLz4) => tracing::info!(
             event = "payload_compression",

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
 #[derive(Clone, Debug, Default)]
-pub struct ReferralFilter {
+pub(crate) struct ReferralFilter {
     /// Each list matches any of its values; an empty list does not filter.
     pub statuses: Vec<String>,
     pub substatuses: Vec<String>,
@@ -40,13 +40,13 @@ pub struct ReferralFilter {
 /// A plain decimal (`1000`, `-12.50`), checked before it reaches PostgreSQL so a bad
 /// bound is the caller's error, not a failed cast in the query.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Amount(String);
+pub(crate) struct Amount(String);
 
 impl Amount {
     /// Longer input is a mistake, not an amount.
     const MAX_LEN: usize = 40;
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let digits = s.strip_prefix('-').unwrap_or(s);
         let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
         let ok = s.len() <= Self::MAX_LEN
@@ -57,13 +57,13 @@ impl Amount {
         ok.then(|| Self(s.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// For ordering two bounds: rounding to a float never reverses a strict order, so
     /// `a.approx() > b.approx()` implies `a > b`.
-    pub fn approx(&self) -> f64 {
+    pub(crate) fn approx(&self) -> f64 {
         self.0.parse().unwrap_or(0.0)
     }
 }

@@ -18,8 +18,8 @@ use super::referrals::ReferralRow;
 pub struct ChangeRow {
     #[serde(skip)]
     pub id: i64,
-    pub referral_id: String,
-    pub observed_at: DateTime<Utc>,
+    pub(crate) referral_id: String,
+    pub(crate) observed_at: DateTime<Utc>,
     pub run_id: Option<i64>,
     pub field: String,
     pub old: Option<String>,

@@ -12,16 +12,16 @@ use super::StoreError;
 use super::upgrade::SCHEMA_LOCK_KEY;
 
 /// The name an adopted table gets; nothing is dropped.
-pub const LEGACY_TABLE: &str = "partner_center_referrals_legacy";
+const LEGACY_TABLE: &str = "partner_center_referrals_legacy";
 
 /// What was found, for the operator to decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyTable {
     /// The schema holding it.
-    pub schema: String,
+    pub(crate) schema: String,
     /// `name type` per column, in table order.
-    pub columns: Vec<String>,
-    pub rows: i64,
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: i64,
 }
 
 impl fmt::Display for LegacyTable {
@@ -50,7 +50,7 @@ pub enum LegacyError {
 
 /// Fails with [`LegacyError::Found`] when the schema holds a `partner_center_referrals`
 /// that these migrations did not create.
-pub async fn refuse_unknown_table(pool: &PgPool) -> Result<(), StoreError> {
+pub(crate) async fn refuse_unknown_table(pool: &PgPool) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     match find(&mut tx).await? {
         Some(table) => Err(LegacyError::Found(table).into()),
@@ -60,7 +60,7 @@ pub async fn refuse_unknown_table(pool: &PgPool) -> Result<(), StoreError> {
 
 /// Renames a `partner_center_referrals` these migrations did not create, and its indexes,
 /// out of the way, and logs how many rows it has. `None` when there was none.
-pub async fn adopt(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+pub(crate) async fn adopt(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query_scalar!("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
         .fetch_one(&mut *tx)

@@ -7,18 +7,18 @@
 //! (`legacy.rs`).
 
 pub mod companies;
-pub mod compression;
-pub mod filter;
+mod compression;
+pub(crate) mod filter;
 pub mod history;
-pub mod legacy;
+mod legacy;
 pub mod lock;
-pub mod notifications;
-pub mod pipeline;
-pub mod read;
+pub(crate) mod notifications;
+pub(crate) mod pipeline;
+pub(crate) mod read;
 pub mod referrals;
 pub mod runs;
-pub mod state;
-pub mod upgrade;
+pub(crate) mod state;
+mod upgrade;
 
 use std::time::Duration;
 
@@ -34,11 +34,11 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Where the migrator records what it applied. Not sqlx's default `_sqlx_migrations`: the
 /// host application may use sqlx in the same schema, and its history is not ours.
-pub const MIGRATIONS_TABLE: &str = "partner_center_sync_migrations";
+const MIGRATIONS_TABLE: &str = "partner_center_sync_migrations";
 
 /// The schema the tables live in when `db_schema` is not set: where Hunter reads
 /// `partner_center_referrals`.
-pub const DEFAULT_SCHEMA: &str = "public";
+pub(crate) const DEFAULT_SCHEMA: &str = "public";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -64,12 +64,12 @@ pub enum StoreError {
 
 /// How long the pool keeps a connection nobody uses. Runs are minutes apart (600 s in
 /// production), so between them an idle daemon holds no server backend and no buffers.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl StoreError {
     /// A database the operator must look at before anything is written is a setup problem
     /// (78, which systemd does not restart on); the rest are runtime failures.
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             StoreError::Legacy(_) | StoreError::Upgrade(_) => Exit::Config,
             _ => Exit::Failure,
@@ -104,7 +104,7 @@ pub async fn connect(url: &SecretString, schema: &str) -> Result<PgPool, StoreEr
 /// What [`migrate_with`] does with a `partner_center_referrals` these migrations did not
 /// create (the old integration's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnLegacy {
+pub(crate) enum OnLegacy {
     /// Stop before changing anything, describing the table (`migrate`, `run`, `sync`).
     Refuse,
     /// Rename it to `partner_center_referrals_legacy` and make the next sync full
@@ -114,7 +114,7 @@ pub enum OnLegacy {
 
 /// What [`migrate_with`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Migrated {
+pub(crate) struct Migrated {
     /// Migrations applied now (0 when the schema was current).
     pub applied: usize,
     /// Tables of an earlier version of this daemon renamed to today's names.
@@ -132,7 +132,10 @@ pub async fn migrate(pool: &PgPool) -> Result<usize, StoreError> {
 
 /// [`migrate`], first renaming an earlier version's tables (`upgrade.rs`) and refusing or
 /// adopting an older integration's table (`legacy.rs`).
-pub async fn migrate_with(pool: &PgPool, on_legacy: OnLegacy) -> Result<Migrated, StoreError> {
+pub(crate) async fn migrate_with(
+    pool: &PgPool,
+    on_legacy: OnLegacy,
+) -> Result<Migrated, StoreError> {
     ensure_schema(pool).await?;
     let upgraded = upgrade::from_unprefixed_names(pool).await?;
     let adopted_legacy_rows = match on_legacy {
@@ -182,7 +185,7 @@ async fn ensure_schema(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 /// True when every embedded migration has been applied, for readiness.
-pub async fn schema_is_current(pool: &PgPool) -> Result<bool, StoreError> {
+pub(crate) async fn schema_is_current(pool: &PgPool) -> Result<bool, StoreError> {
     Ok(applied_count(pool).await? >= MIGRATOR.iter().count())
 }
 

@@ -19,7 +19,7 @@ use super::StoreError;
 
 /// An event for one destination, ready to enqueue.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NewNotification {
+pub(crate) struct NewNotification {
     pub destination: String,
     pub event: String,
     pub referral_id: Option<String>,
@@ -32,7 +32,7 @@ pub struct NewNotification {
 }
 
 /// Enqueues, skipping what is already there; returns how many rows were new.
-pub async fn enqueue(
+pub(crate) async fn enqueue(
     conn: &mut PgConnection,
     items: &[NewNotification],
 ) -> Result<u64, StoreError> {
@@ -70,7 +70,7 @@ const DIGEST_SAMPLE: i64 = 20;
 /// ended without releasing theirs, found by the next run under the sync lock). Per run
 /// and destination, more than `digest_over` rows become one `digest` row quoting the
 /// first few; the rows it stands for are `merged`.
-pub async fn release(
+pub(crate) async fn release(
     conn: &mut PgConnection,
     run_id: Option<i64>,
     digest_over: u32,
@@ -116,10 +116,14 @@ pub async fn release(
 
 /// A claimed row, to send now.
 #[derive(Clone, Debug)]
-pub struct Due {
+pub(crate) struct Due {
     pub id: i64,
     pub delivery_id: Uuid,
     pub event: String,
+    #[allow(
+        dead_code,
+        reason = "the claim's RETURNING fills every field; nothing reads this one"
+    )]
     pub referral_id: Option<String>,
     pub data: Value,
     pub attempts: i32,
@@ -128,7 +132,7 @@ pub struct Due {
 
 /// Claims the oldest due row of `destination` whose referral has no older row still
 /// pending (so one referral's events arrive in order), for `lease`.
-pub async fn claim(
+pub(crate) async fn claim(
     pool: &PgPool,
     destination: &str,
     lease: Duration,
@@ -154,7 +158,11 @@ pub async fn claim(
 }
 
 /// The receiver accepted it.
-pub async fn mark_delivered(pool: &PgPool, destination: &str, id: i64) -> Result<(), StoreError> {
+pub(crate) async fn mark_delivered(
+    pool: &PgPool,
+    destination: &str,
+    id: i64,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "UPDATE partner_center_notifications SET state = 'delivered', delivered_at = now(), last_error = NULL
@@ -176,7 +184,7 @@ pub async fn mark_delivered(pool: &PgPool, destination: &str, id: i64) -> Result
 
 /// The attempt failed: retried after `retry_in`, the destination's failure counted.
 /// Returns the destination's consecutive failures.
-pub async fn mark_failed(
+pub(crate) async fn mark_failed(
     pool: &PgPool,
     destination: &str,
     id: i64,
@@ -210,7 +218,7 @@ pub async fn mark_failed(
 
 /// A destination's delivery record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DestinationStats {
+pub(crate) struct DestinationStats {
     pub name: String,
     /// Held and pending rows: the backlog.
     pub pending: i64,
@@ -221,7 +229,7 @@ pub struct DestinationStats {
 }
 
 /// The record of each named destination (zeros for one that has seen nothing yet).
-pub async fn destination_stats(
+pub(crate) async fn destination_stats(
     pool: &PgPool,
     names: &[String],
 ) -> Result<Vec<DestinationStats>, StoreError> {
@@ -245,7 +253,7 @@ pub async fn destination_stats(
 /// A row as the API lists it. `state` is `pending` (held or waiting), `failed` (its
 /// last attempt failed; it is retried) or `delivered`; digest members are not listed.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct NotificationRow {
+pub(crate) struct NotificationRow {
     pub id: i64,
     #[schema(value_type = String)]
     pub delivery_id: Uuid,
@@ -260,7 +268,7 @@ pub struct NotificationRow {
 }
 
 /// The newest rows first.
-pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<NotificationRow>, StoreError> {
+pub(crate) async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<NotificationRow>, StoreError> {
     Ok(sqlx::query_as!(
         NotificationRow,
         r#"SELECT id, delivery_id, destination, event, referral_id,
@@ -277,7 +285,7 @@ pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<NotificationRow>, S
 
 /// What a message says about a referral.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub id: String,
     pub name: Option<String>,
     pub customer_name: Option<String>,
@@ -292,7 +300,7 @@ pub struct Snapshot {
 }
 
 /// The referrals `ids` name, as stored now (inside the writing transaction: as just written).
-pub async fn snapshots(
+pub(crate) async fn snapshots(
     conn: &mut PgConnection,
     ids: &[String],
 ) -> Result<Vec<Snapshot>, StoreError> {
@@ -312,7 +320,7 @@ pub async fn snapshots(
 }
 
 /// New referrals (still listed) whose expiration lies between now and `within` ahead.
-pub async fn expiring(
+pub(crate) async fn expiring(
     conn: &mut PgConnection,
     within: Duration,
 ) -> Result<Vec<Snapshot>, StoreError> {
@@ -333,7 +341,7 @@ pub async fn expiring(
 }
 
 /// True when no referral was ever stored: the next run is the first import.
-pub async fn table_is_empty(pool: &PgPool) -> Result<bool, StoreError> {
+pub(crate) async fn table_is_empty(pool: &PgPool) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar!(
         r#"SELECT NOT EXISTS (SELECT 1 FROM partner_center_referrals) AS "empty!""#
     )

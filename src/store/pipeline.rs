@@ -11,21 +11,21 @@ use super::filter::{ReferralFilter, push_filter};
 /// Count and value of one group. `value` is the exact sum of the deal values it holds
 /// (`"0"` when none has one); `valued` counts the referrals that have one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub count: i64,
     pub valued: i64,
     pub value: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct SubstatusTally {
+pub(crate) struct SubstatusTally {
     pub substatus: Option<String>,
     #[serde(flatten)]
     pub tally: Tally,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct StatusTally {
+pub(crate) struct StatusTally {
     pub status: Option<String>,
     #[serde(flatten)]
     pub tally: Tally,
@@ -33,7 +33,7 @@ pub struct StatusTally {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct CurrencyTally {
+pub(crate) struct CurrencyTally {
     pub currency: Option<String>,
     #[serde(flatten)]
     pub tally: Tally,
@@ -61,7 +61,7 @@ const SUBSTATUS_ORDER: &str = "array_position(ARRAY['Pending', 'Received', 'Acce
      'Lost', 'Declined', 'Expired'], substatus)";
 
 /// Currencies A to Z (no currency last), each with its statuses and their substatuses.
-pub async fn pipeline(
+pub(crate) async fn pipeline(
     pool: &PgPool,
     filter: &ReferralFilter,
 ) -> Result<Vec<CurrencyTally>, sqlx::Error> {

@@ -22,7 +22,7 @@ const REFERRAL_COLUMNS: &str = "id, engagement_id, name, status, substatus, type
      created_at, updated_at, first_seen_at, last_seen_at, missing_since";
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Referral {
+pub(crate) struct Referral {
     pub id: String,
     pub engagement_id: Option<String>,
     pub name: Option<String>,
@@ -54,7 +54,7 @@ const LIST_PAYLOAD: &str = "jsonb_strip_nulls(jsonb_build_object(\
 
 /// A list row: the columns and the `LIST_PAYLOAD` subset of the payload.
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub struct ListedReferral {
+pub(crate) struct ListedReferral {
     #[sqlx(flatten)]
     pub referral: Referral,
     pub payload: serde_json::Value,
@@ -62,14 +62,14 @@ pub struct ListedReferral {
 
 /// One referral with what only the detail view needs.
 #[derive(Clone, Debug)]
-pub struct ReferralDetail {
+pub(crate) struct ReferralDetail {
     pub referral: Referral,
     pub etag: Option<String>,
     pub payload: serde_json::Value,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ReferralSort {
+pub(crate) enum ReferralSort {
     #[default]
     UpdatedAt,
     CreatedAt,
@@ -80,7 +80,7 @@ pub enum ReferralSort {
 }
 
 impl ReferralSort {
-    pub const NAMES: &'static [&'static str] = &[
+    pub(crate) const NAMES: &'static [&'static str] = &[
         "updated_at",
         "created_at",
         "name",
@@ -89,7 +89,7 @@ impl ReferralSort {
         "status",
     ];
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "updated_at" => Self::UpdatedAt,
             "created_at" => Self::CreatedAt,
@@ -115,14 +115,14 @@ impl ReferralSort {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SortOrder {
+pub(crate) enum SortOrder {
     Asc,
     #[default]
     Desc,
 }
 
 impl SortOrder {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "asc" => Some(Self::Asc),
             "desc" => Some(Self::Desc),
@@ -141,14 +141,14 @@ impl SortOrder {
 /// Position after the last row of a page sorted by `updated_at`, with `id` as the
 /// tie-break. Opaque to clients: base64url of `v1|order|timestamp|id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pub order: SortOrder,
     pub updated_at: Option<DateTime<Utc>>,
     pub id: String,
 }
 
 impl Cursor {
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let ts = self
             .updated_at
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true))
@@ -156,7 +156,7 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(format!("v1|{}|{ts}|{}", self.order.as_str(), self.id))
     }
 
-    pub fn decode(s: &str) -> Option<Self> {
+    pub(crate) fn decode(s: &str) -> Option<Self> {
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
         let mut parts = raw.splitn(4, '|');
         if parts.next()? != "v1" {
@@ -179,14 +179,14 @@ impl Cursor {
 }
 
 #[derive(Clone, Debug)]
-pub enum Paging {
+pub(crate) enum Paging {
     Offset(i64),
     /// Keyset paging; only valid with [`ReferralSort::UpdatedAt`].
     After(Cursor),
 }
 
 #[derive(Clone, Debug)]
-pub struct ReferralQuery {
+pub(crate) struct ReferralQuery {
     pub filter: ReferralFilter,
     pub sort: ReferralSort,
     pub order: SortOrder,
@@ -195,7 +195,7 @@ pub struct ReferralQuery {
 }
 
 #[derive(Clone, Debug)]
-pub struct ReferralPage {
+pub(crate) struct ReferralPage {
     pub items: Vec<ListedReferral>,
     /// Rows matching the filter, regardless of paging.
     pub total: i64,
@@ -255,7 +255,10 @@ fn push_order(qb: &mut QueryBuilder<Postgres>, sort: ReferralSort, order: SortOr
     };
 }
 
-pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage, sqlx::Error> {
+pub(crate) async fn referrals(
+    pool: &PgPool,
+    q: &ReferralQuery,
+) -> Result<ReferralPage, sqlx::Error> {
     let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM partner_center_referrals");
     push_filter(&mut count, &q.filter);
     let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
@@ -293,10 +296,10 @@ pub async fn referrals(pool: &PgPool, q: &ReferralQuery) -> Result<ReferralPage,
 
 /// Every row matching a filter, in list order, for exports that must not hold them all:
 /// [`Matching::rows`] streams them from one query, so memory stays flat however many match.
-pub struct Matching(QueryBuilder<Postgres>);
+pub(crate) struct Matching(QueryBuilder<Postgres>);
 
 impl Matching {
-    pub fn new(filter: &ReferralFilter, sort: ReferralSort, order: SortOrder) -> Self {
+    pub(crate) fn new(filter: &ReferralFilter, sort: ReferralSort, order: SortOrder) -> Self {
         let mut qb = QueryBuilder::<Postgres>::new(format!(
             "SELECT {REFERRAL_COLUMNS}, {LIST_PAYLOAD} FROM partner_center_referrals"
         ));
@@ -306,7 +309,7 @@ impl Matching {
     }
 
     /// The rows as PostgreSQL sends them; `conn` is busy until the stream ends or is dropped.
-    pub fn rows<'a>(
+    pub(crate) fn rows<'a>(
         &'a mut self,
         conn: &'a mut PgConnection,
     ) -> impl futures::Stream<Item = Result<ListedReferral, sqlx::Error>> + Send + 'a {
@@ -316,7 +319,7 @@ impl Matching {
 
 /// Referrals Partner Center still returns, counted by status (`""` for none), for the
 /// `partner_center_sync_referrals` gauge.
-pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub(crate) async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT coalesce(status, '') AS "status!", count(*) AS "count!" FROM partner_center_referrals
            WHERE missing_since IS NULL GROUP BY 1 ORDER BY 1"#,
@@ -326,7 +329,10 @@ pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx:
     Ok(rows.into_iter().map(|r| (r.status, r.count)).collect())
 }
 
-pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>, sqlx::Error> {
+pub(crate) async fn referral(
+    pool: &PgPool,
+    id: &str,
+) -> Result<Option<ReferralDetail>, sqlx::Error> {
     let row = sqlx::query!(
         r#"SELECT id, engagement_id, name, status, substatus, type, qualification, direction,
                   customer_name, customer_country, customer_domain, deal_value::text AS deal_value,
@@ -364,7 +370,7 @@ pub async fn referral(pool: &PgPool, id: &str) -> Result<Option<ReferralDetail>,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Company {
+pub(crate) struct Company {
     pub domain: String,
     pub name: Option<String>,
     pub referral_count: i32,
@@ -373,7 +379,7 @@ pub struct Company {
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct CompanyQuery {
+pub(crate) struct CompanyQuery {
     /// Only companies with at least one referral.
     pub with_referrals: bool,
     /// Case-insensitive substring of the domain or the name, taken literally.
@@ -398,7 +404,7 @@ fn push_company_filter(qb: &mut QueryBuilder<Postgres>, q: &CompanyQuery) {
 }
 
 /// Companies with the most referrals first; returns the page and the total.
-pub async fn companies(
+pub(crate) async fn companies(
     pool: &PgPool,
     q: &CompanyQuery,
 ) -> Result<(Vec<Company>, i64), sqlx::Error> {

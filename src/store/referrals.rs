@@ -40,7 +40,7 @@ pub struct UpsertOutcome {
     /// Rows whose company aggregates may have moved: inserted, changed, or back from missing.
     pub changes: Vec<Changed>,
     /// Ids seen for the first time.
-    pub created: Vec<String>,
+    pub(crate) created: Vec<String>,
     /// Rows whose status or substatus moved, for notifications.
     pub status_changes: Vec<StatusChange>,
 }
@@ -48,21 +48,21 @@ pub struct UpsertOutcome {
 /// A status (or substatus) move as the history recorded it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusChange {
-    pub id: String,
-    pub old_status: Option<String>,
-    pub old_substatus: Option<String>,
-    pub new_status: Option<String>,
-    pub new_substatus: Option<String>,
+    pub(crate) id: String,
+    pub(crate) old_status: Option<String>,
+    pub(crate) old_substatus: Option<String>,
+    pub(crate) new_status: Option<String>,
+    pub(crate) new_substatus: Option<String>,
 }
 
 /// A written row as it was before the write, for company bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changed {
-    pub id: String,
+    pub(crate) id: String,
     /// The customer domain the row had before (`None` when inserted or when it had none).
     pub old_domain: Option<String>,
     /// Whether the row counted towards its old company (it existed and was not missing).
-    pub was_counted: bool,
+    pub(crate) was_counted: bool,
 }
 
 /// Writes one batch. `rows` must hold each id once.
@@ -393,7 +393,7 @@ pub async fn mark_missing(
 
 /// A referral, or one field of it, that was not stored as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewSyncError {
+pub(crate) struct NewSyncError {
     /// Shortened when long; `None` when the referral had no readable id.
     pub referral_id: Option<String>,
     pub field: Option<String>,
@@ -401,7 +401,7 @@ pub struct NewSyncError {
 }
 
 /// Records what a batch could not store as sent, in the batch's transaction.
-pub async fn record_errors(
+pub(crate) async fn record_errors(
     conn: &mut PgConnection,
     run_id: i64,
     errors: &[NewSyncError],
@@ -430,13 +430,13 @@ pub async fn record_errors(
 
 /// What an upsert of `rows` would do, for `--dry-run`; reads only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WouldBe {
+pub(crate) enum WouldBe {
     Inserted,
     Updated,
     Unchanged,
 }
 
-pub async fn classify(
+pub(crate) async fn classify(
     pool: &PgPool,
     rows: &[ReferralRow],
 ) -> Result<Vec<(String, WouldBe)>, StoreError> {
@@ -468,7 +468,7 @@ pub async fn classify(
 
 /// For `--dry-run --full`: how many stored, not-yet-missing referrals are absent from
 /// `seen`, and the first `sample` of their ids.
-pub async fn would_be_missing(
+pub(crate) async fn would_be_missing(
     pool: &PgPool,
     seen: &[String],
     sample: i64,

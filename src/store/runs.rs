@@ -26,7 +26,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
@@ -57,7 +57,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Incremental => "incremental",
             Mode::Full => "full",
@@ -80,7 +80,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
+    pub(crate) const ALL: [RunStatus; 6] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
@@ -89,11 +89,11 @@ impl RunStatus {
         RunStatus::Cancelled,
     ];
 
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
@@ -129,24 +129,24 @@ text_like!(Trigger, Mode, RunStatus);
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRow {
     pub id: i64,
-    pub trigger: Trigger,
+    pub(crate) trigger: Trigger,
     /// The pass the run made; `None` until a run asked for `auto` has decided, which the
     /// column, the API and the CLI spell `auto`.
     #[serde(serialize_with = "mode_or_auto")]
     #[schema(value_type = String, pattern = "^(auto|incremental|full)$")]
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     pub status: RunStatus,
-    pub dry_run: bool,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub(crate) dry_run: bool,
+    pub(crate) queued_at: DateTime<Utc>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
     /// Null until the run has both started and finished.
-    pub duration_seconds: Option<f64>,
+    pub(crate) duration_seconds: Option<f64>,
     #[serde(flatten)]
-    pub counts: Counts,
+    pub(crate) counts: Counts,
     pub error: Option<String>,
-    pub host: Option<String>,
-    pub pid: Option<i32>,
+    pub(crate) host: Option<String>,
+    pub(crate) pid: Option<i32>,
 }
 
 /// A row as the columns hold it: `query_as!` fills it, then it becomes a [`RunRow`], since
@@ -226,7 +226,8 @@ macro_rules! run_records {
 
 impl RunRow {
     /// The mode as the column holds it: the pass made, or `auto` while undecided.
-    pub fn mode_name(&self) -> &'static str {
+    #[cfg(test)]
+    fn mode_name(&self) -> &'static str {
         self.mode.map_or("auto", Mode::as_str)
     }
 }
@@ -250,7 +251,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn add(&mut self, other: &Counts) {
+    pub(crate) fn add(&mut self, other: &Counts) {
         self.pages += other.pages;
         self.fetched += other.fetched;
         self.inserted += other.inserted;
@@ -296,7 +297,7 @@ pub async fn start(pool: &PgPool, id: i64) -> Result<Option<DateTime<Utc>>, Stor
     Ok(started)
 }
 
-pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
+pub(crate) async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE partner_center_sync_runs SET mode = $2 WHERE id = $1",
         id,
@@ -308,7 +309,11 @@ pub async fn set_mode(pool: &PgPool, id: i64, mode: Mode) -> Result<(), StoreErr
 }
 
 /// Adds one batch's counts, inside the batch's transaction.
-pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Result<(), StoreError> {
+pub(crate) async fn add_progress(
+    conn: &mut PgConnection,
+    id: i64,
+    p: &Counts,
+) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE partner_center_sync_runs SET pages = pages + $2, fetched = fetched + $3,
              inserted = inserted + $4, updated = updated + $5, unchanged = unchanged + $6,
@@ -329,7 +334,7 @@ pub async fn add_progress(conn: &mut PgConnection, id: i64, p: &Counts) -> Resul
 }
 
 /// Closes a run with its final status.
-pub async fn finish(
+pub(crate) async fn finish(
     conn: &mut PgConnection,
     id: i64,
     status: RunStatus,
@@ -371,7 +376,7 @@ pub async fn list(
 }
 
 /// [`list`] from the `offset`-th run on, for paging through the history.
-pub async fn list_page(
+pub(crate) async fn list_page(
     pool: &PgPool,
     statuses: &[RunStatus],
     limit: i64,
@@ -391,7 +396,7 @@ pub async fn list_page(
 }
 
 /// How many runs [`list_page`] can page through.
-pub async fn count(pool: &PgPool, statuses: &[RunStatus]) -> Result<i64, StoreError> {
+pub(crate) async fn count(pool: &PgPool, statuses: &[RunStatus]) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM partner_center_sync_runs
            WHERE cardinality($1::text[]) = 0 OR status = ANY($1)"#,
@@ -407,7 +412,7 @@ fn status_names(statuses: &[RunStatus]) -> Vec<&'static str> {
 
 /// A referral, or a field of one, that a run could not store as sent.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ParseError {
+pub(crate) struct ParseError {
     pub id: i64,
     pub referral_id: Option<String>,
     /// The field (`details.dealValue`); `None` when the whole referral was unreadable.
@@ -416,7 +421,10 @@ pub struct ParseError {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn parse_errors(pool: &PgPool, run_id: i64) -> Result<Vec<ParseError>, StoreError> {
+pub(crate) async fn parse_errors(
+    pool: &PgPool,
+    run_id: i64,
+) -> Result<Vec<ParseError>, StoreError> {
     Ok(sqlx::query_as!(
         ParseError,
         "SELECT id, referral_id, field, reason, created_at FROM partner_center_sync_errors
@@ -447,7 +455,7 @@ pub async fn find_active(pool: &PgPool) -> Result<Option<RunRow>, StoreError> {
 }
 
 /// When the newest successful run (not a dry run) finished, on any host.
-pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(sqlx::query_scalar!(
         "SELECT max(finished_at) FROM partner_center_sync_runs WHERE status = 'succeeded' AND NOT dry_run",
     )
@@ -458,7 +466,10 @@ pub async fn last_success_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>, Sto
 /// Runs a previous process of this host left `queued` will never start: closes them as
 /// cancelled and says how many. Only `host`'s own: another host's queued run may be about
 /// to start, and a run queued without a host name belongs to no one this can vouch for.
-pub async fn close_leftover_queued(pool: &PgPool, host: Option<&str>) -> Result<u64, StoreError> {
+pub(crate) async fn close_leftover_queued(
+    pool: &PgPool,
+    host: Option<&str>,
+) -> Result<u64, StoreError> {
     let closed = sqlx::query!(
         "UPDATE partner_center_sync_runs SET status = 'cancelled', finished_at = now(),
              error = 'The daemon stopped before this queued run started.'
@@ -483,7 +494,7 @@ pub const TEST_HOSTNAME_VAR: &str = "PARTNER_CENTER_SYNC_TEST_HOSTNAME";
 /// This host's name, recorded on the runs it queues and runs: operators read the history
 /// of an HA pair by it, and a restart closes only its own host's leftovers. From
 /// gethostname(2): the unit's `ProcSubset=pid` hides `/proc/sys/kernel/hostname`.
-pub fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     if let Ok(name) = std::env::var(TEST_HOSTNAME_VAR) {
         return Some(name).filter(|n| !n.is_empty());
     }

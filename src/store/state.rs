@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreError;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct SyncState {
+pub(crate) struct SyncState {
     /// Server time at which the last completed run started.
     pub watermark: Option<DateTime<Utc>>,
     pub last_full_at: Option<DateTime<Utc>>,
@@ -24,7 +24,7 @@ impl Default for SyncState {
 }
 
 /// The stored cursor, or the state of a database that never completed a run.
-pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
+pub(crate) async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
     let row = sqlx::query_as!(
         SyncState,
         "SELECT watermark, last_full_at, incremental_filter_supported
@@ -39,7 +39,7 @@ pub async fn load(pool: &PgPool) -> Result<SyncState, StoreError> {
 /// idempotently by the next run (the watermark only moves with the last page), so losing
 /// the last few commits to a PostgreSQL crash costs a re-read, never consistency, while a
 /// flush per page would dominate the run time on slow disks.
-pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError> {
+pub(crate) async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query!("SET LOCAL synchronous_commit = off")
         .execute(conn)
         .await?;
@@ -47,7 +47,7 @@ pub async fn relax_durability(conn: &mut PgConnection) -> Result<(), StoreError>
 }
 
 /// Written inside the transaction of the run's last page.
-pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
+pub(crate) async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), StoreError> {
     sqlx::query!(
         "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, incremental_filter_supported, updated_at)
          VALUES (1, $1, $2, $3, now())
@@ -64,7 +64,7 @@ pub async fn save(conn: &mut PgConnection, state: &SyncState) -> Result<(), Stor
 
 /// After an older integration's table was adopted, nothing recorded here says what the new
 /// `partner_center_referrals` holds: without a watermark the next run is full.
-pub async fn forget_cursor(pool: &PgPool) -> Result<(), StoreError> {
+pub(crate) async fn forget_cursor(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query!(
         "INSERT INTO partner_center_sync_state (id, watermark, last_full_at, updated_at)
          VALUES (1, NULL, NULL, now())

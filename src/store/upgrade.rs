@@ -85,7 +85,7 @@ pub enum UpgradeError {
 
 /// Renames an earlier deployment's tables to today's names, keeping every row. `true` when
 /// it did; `false` (touching nothing) when the schema holds no such deployment.
-pub async fn from_unprefixed_names(pool: &PgPool) -> Result<bool, StoreError> {
+pub(crate) async fn from_unprefixed_names(pool: &PgPool) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query_scalar!("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
         .fetch_one(&mut *tx)

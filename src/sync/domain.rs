@@ -76,7 +76,7 @@ const DISPOSABLE: &[&str] = &[
 /// The domain of one email address, normalised: trimmed, lower case, trailing dot
 /// dropped, internationalised names in punycode. `None` for anything that is not a
 /// plausible address.
-pub fn email_domain(email: &str) -> Option<String> {
+fn email_domain(email: &str) -> Option<String> {
     let email = email.trim().trim_start_matches("mailto:");
     let (local, domain) = email.rsplit_once('@')?;
     if local.is_empty() {
@@ -99,7 +99,7 @@ pub fn email_domain(email: &str) -> Option<String> {
 }
 
 /// True for free-mail and disposable providers, subdomains included (`mx.gmail.com`).
-pub fn is_personal_provider(domain: &str) -> bool {
+fn is_personal_provider(domain: &str) -> bool {
     FREE_MAIL.iter().chain(DISPOSABLE).any(|p| {
         domain == *p
             || domain
@@ -109,7 +109,7 @@ pub fn is_personal_provider(domain: &str) -> bool {
 }
 
 /// The company domain for a list of contact emails.
-pub fn company_domain<'a>(emails: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn company_domain<'a>(emails: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for domain in emails
         .into_iter()

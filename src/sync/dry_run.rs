@@ -17,7 +17,7 @@ pub(super) struct DryRun<'a> {
 }
 
 impl<'a> DryRun<'a> {
-    pub fn new(pool: &'a sqlx::PgPool) -> Self {
+    pub(crate) fn new(pool: &'a sqlx::PgPool) -> Self {
         Self {
             pool,
             seen: HashSet::new(),

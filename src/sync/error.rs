@@ -44,7 +44,7 @@ impl SyncError {
         self.exit().code()
     }
 
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         match self {
             SyncError::AnotherSyncRunning => Exit::TempFail,
             SyncError::SignInRequired(e) => e.exit(),

@@ -25,7 +25,7 @@ use crate::store::referrals::ReferralRow;
 /// entry over about 2.7 KB (a third of a page), which would fail the whole transaction;
 /// 1000 bytes leaves room for two such columns in one index (`status, substatus`) and
 /// for the id beside a timestamp. Real values are far shorter (ids are GUIDs).
-pub const MAX_KEY_BYTES: usize = 1000;
+const MAX_KEY_BYTES: usize = 1000;
 
 /// How much of an id or a value a `partner_center_sync_errors` row quotes.
 const SHOWN_CHARS: usize = 80;
@@ -34,25 +34,25 @@ const SHOWN_CHARS: usize = 80;
 pub struct Extracted {
     pub row: ReferralRow,
     /// What could not be stored as sent; the row is stored anyway.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// One field of a referral that was not stored as sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The field as a dotted path (`details.dealValue`).
-    pub field: String,
+    pub(crate) field: String,
     /// What was wrong and what was stored instead.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// A referral that cannot be stored: not a JSON object, or no usable id.
 #[derive(Debug)]
 pub struct Unusable {
     /// The id as far as it is known, shortened for the record.
-    pub id: Option<String>,
-    pub field: Option<String>,
-    pub reason: String,
+    pub(crate) id: Option<String>,
+    pub(crate) field: Option<String>,
+    pub(crate) reason: String,
 }
 
 pub fn extract(payload: Box<RawValue>) -> Result<Extracted, Unusable> {
@@ -267,7 +267,7 @@ fn indexable(field: &str, value: Option<String>, problems: &mut Vec<Problem>) ->
 }
 
 /// An id as a `partner_center_sync_errors` row quotes it: the first characters of a long one.
-pub fn shown_id(id: &str) -> String {
+pub(crate) fn shown_id(id: &str) -> String {
     match id.char_indices().nth(SHOWN_CHARS) {
         Some((end, _)) => format!("{}…", &id[..end]),
         None => id.to_owned(),

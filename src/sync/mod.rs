@@ -19,12 +19,12 @@
 //! Every run happens inside a `sync_run` span carrying `run_id`, `trigger` and `mode`, so
 //! the events within name them without repeating them.
 
-pub mod domain;
+mod domain;
 mod dry_run;
 mod error;
 pub mod extract;
 mod pipeline;
-pub mod plan;
+mod plan;
 mod summary;
 
 use std::sync::Arc;
@@ -50,7 +50,7 @@ use plan::{Plan, Policy};
 
 pub use crate::store::runs::{Mode, RequestedMode, RunStatus, Trigger};
 pub use error::SyncError;
-pub use plan::{InvalidSince, parse_since};
+pub(crate) use plan::parse_since;
 pub use summary::{Progress, RunSummary};
 
 /// What the scheduler, the HTTP trigger and the CLI ask for.

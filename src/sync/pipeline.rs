@@ -49,7 +49,7 @@ pub(super) struct Source<'a> {
 impl Source<'_> {
     /// Fetches the first page, falling back to a full pass if the API refuses the
     /// incremental filter (a 400 on the filtered list).
-    pub async fn open(&self, plan: &mut Plan) -> Result<Opened, SyncError> {
+    pub(crate) async fn open(&self, plan: &mut Plan) -> Result<Opened, SyncError> {
         match self.first_page(plan).await? {
             Ok((pages, first)) => Ok(Opened {
                 pages,
@@ -105,7 +105,7 @@ impl Source<'_> {
     }
 
     /// Starts the fetcher; the caller pulls batches with [`Pump::next_batch`].
-    pub fn pump(&self, opened: Opened, metrics: Metrics) -> Pump {
+    pub(crate) fn pump(&self, opened: Opened, metrics: Metrics) -> Pump {
         let (tx, rx) = mpsc::channel::<Result<Fetched, PcError>>(CHANNEL_PAGES);
         let fetcher =
             tokio::spawn(fetch_pages(opened.pages, opened.first, tx, metrics).in_current_span());
@@ -146,7 +146,7 @@ pub(super) struct Pump {
 
 impl Pump {
     /// The next batch and whether it ends the pass; `None` after the last.
-    pub async fn next_batch(&mut self) -> Result<Option<(Flat, bool)>, SyncError> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<(Flat, bool)>, SyncError> {
         if let Some(e) = self.pending.take() {
             return Err(e.into());
         }
@@ -181,7 +181,7 @@ impl Pump {
     }
 
     /// How many nextLinks the pass repaired.
-    pub async fn finish(self) -> u32 {
+    pub(crate) async fn finish(self) -> u32 {
         let Pump { fetcher, abort, .. } = self;
         let repaired = fetcher.await.unwrap_or(0);
         drop(abort);
@@ -255,7 +255,7 @@ pub(super) struct Flat {
 
 impl Flat {
     /// The counts a batch has before it meets the database.
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         Counts {
             pages: self.pages,
             fetched: self.items,

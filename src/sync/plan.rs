@@ -9,7 +9,7 @@ use crate::store::state::SyncState;
 
 /// The plan of one run, decided from the request and the stored cursor.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub mode: Mode,
     /// Read referrals updated since then; `None` reads everything.
     pub since: Option<DateTime<Utc>>,
@@ -22,7 +22,7 @@ pub struct Plan {
 
 /// The settings the decision reads.
 #[derive(Clone, Copy, Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Incremental runs re-read this much before the watermark, for clock skew and
     /// referrals updated while the previous run paged.
     pub overlap: chrono::Duration,
@@ -31,7 +31,7 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         Self {
             overlap: chrono::Duration::from_std(config.incremental_overlap).unwrap_or_default(),
             full_reconcile_every: chrono::Duration::from_std(config.full_reconcile_every)
@@ -43,7 +43,7 @@ impl Policy {
 impl Plan {
     /// Decides the pass for a request (`--full` is `RequestedMode::Full`, `--since` is
     /// `since`) against the stored cursor at `now`.
-    pub fn decide(
+    pub(crate) fn decide(
         requested: RequestedMode,
         since: Option<DateTime<Utc>>,
         state: &SyncState,
@@ -84,7 +84,7 @@ impl Plan {
 
     /// The plan in words, for the `sync_started` message: "full pass (first run)",
     /// "incremental since 2026-01-31T00:00:00Z (scheduled)".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.since {
             Some(since) => format!(
                 "incremental since {} ({})",
@@ -96,7 +96,7 @@ impl Plan {
     }
 
     /// What an incremental pass becomes when Partner Center refuses its filter.
-    pub fn filter_refused() -> Plan {
+    pub(crate) fn filter_refused() -> Plan {
         Plan::full("Partner Center refused the updatedDateTime filter")
     }
 
@@ -111,7 +111,7 @@ impl Plan {
 
     /// The cursor a completed run saves. `server_time` is Partner Center's clock when the
     /// first page was served: anything updated after it is read by the next run.
-    pub fn next_state(
+    pub(crate) fn next_state(
         &self,
         stored: &SyncState,
         server_time: DateTime<Utc>,
@@ -137,7 +137,7 @@ impl Plan {
 /// `--since` on the command line and `updated_since` in the HTTP API: an RFC 3339
 /// timestamp, or a date meaning midnight UTC. One rule, so a value copied from one works
 /// in the other.
-pub fn parse_since(v: &str) -> Result<DateTime<Utc>, InvalidSince> {
+pub(crate) fn parse_since(v: &str) -> Result<DateTime<Utc>, InvalidSince> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -150,7 +150,7 @@ pub fn parse_since(v: &str) -> Result<DateTime<Utc>, InvalidSince> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("`{0}` is not an RFC 3339 timestamp like 2025-01-15T08:00:00Z or a date like 2025-01-15")]
-pub struct InvalidSince(pub String);
+pub(crate) struct InvalidSince(pub String);
 
 #[cfg(test)]
 mod tests {

@@ -12,11 +12,11 @@ use crate::store::runs::Counts;
 /// Live counts, sent after each committed batch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Progress {
-    pub run_id: Option<i64>,
-    pub mode: Option<Mode>,
+    pub(crate) run_id: Option<i64>,
+    pub(crate) mode: Option<Mode>,
     #[serde(flatten)]
-    pub counts: Counts,
-    pub elapsed_secs: f64,
+    pub(crate) counts: Counts,
+    pub(crate) elapsed_secs: f64,
 }
 
 /// The outcome of a run, printed by the CLI (text or `--json`) and logged by the daemon.
@@ -24,13 +24,13 @@ pub struct Progress {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunSummary {
     pub run_id: Option<i64>,
-    pub trigger: Trigger,
+    pub(crate) trigger: Trigger,
     pub mode: Option<Mode>,
     pub status: RunStatus,
     pub dry_run: bool,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_secs: f64,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+    pub(crate) duration_secs: f64,
     /// Of `duration_secs`, the time spent in PostgreSQL transactions; the rest is waiting
     /// for Partner Center, which tells an operator where a slow run loses its time.
     pub write_secs: f64,
@@ -39,19 +39,19 @@ pub struct RunSummary {
     pub retries: u32,
     pub next_links_repaired: u32,
     /// The cursor the next incremental run starts from (minus the overlap).
-    pub watermark: Option<DateTime<Utc>>,
-    pub message: Option<String>,
+    pub(crate) watermark: Option<DateTime<Utc>>,
+    pub(crate) message: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sample_inserted: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sample_updated: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sample_missing: Vec<String>,
+    pub(crate) sample_missing: Vec<String>,
 }
 
 impl RunSummary {
     /// The feature flag is off: nothing was touched.
-    pub fn disabled(trigger: Trigger) -> Self {
+    pub(crate) fn disabled(trigger: Trigger) -> Self {
         let now = Utc::now();
         Self {
             run_id: None,

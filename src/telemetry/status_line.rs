@@ -19,7 +19,7 @@ fn line() -> std::sync::MutexGuard<'static, String> {
 
 /// Shows `text` as the status line when stderr is a terminal; does nothing otherwise,
 /// so a redirected stderr holds log records only.
-pub fn show(text: &str) {
+pub(crate) fn show(text: &str) {
     if !std::io::stderr().is_terminal() {
         return;
     }
@@ -32,7 +32,7 @@ pub fn show(text: &str) {
 }
 
 /// Removes the status line, leaving the cursor at the start of an empty line.
-pub fn clear() {
+pub(crate) fn clear() {
     let mut shown = line();
     if shown.is_empty() {
         return;
@@ -46,7 +46,7 @@ pub fn clear() {
 /// The log writer for stderr: collects one record and writes it on drop, around the
 /// status line (`tracing_subscriber` makes one writer per record).
 #[derive(Default)]
-pub struct Stderr {
+pub(crate) struct Stderr {
     record: Vec<u8>,
 }
 
@@ -80,6 +80,6 @@ impl Drop for Stderr {
 }
 
 /// For `with_writer`: a fresh [`Stderr`] per record.
-pub fn stderr() -> Stderr {
+pub(crate) fn stderr() -> Stderr {
     Stderr::default()
 }

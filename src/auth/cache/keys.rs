@@ -11,7 +11,7 @@ const PUBLIC_CLOUD_ALIASES: [&str; 4] = [
 
 /// The cache environment for an authority URL: its host, lower-cased, without the port
 /// (MSAL Python uses `urlparse(...).hostname`), so an emulator on any port is `127.0.0.1`.
-pub fn environment_of(authority: &url::Url) -> String {
+pub(crate) fn environment_of(authority: &url::Url) -> String {
     match authority.host() {
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         Some(host) => host.to_string().to_ascii_lowercase(),
@@ -20,7 +20,7 @@ pub fn environment_of(authority: &url::Url) -> String {
 }
 
 /// Whether two cache environments name the same cloud.
-pub fn same_environment(a: &str, b: &str) -> bool {
+pub(crate) fn same_environment(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
         || (PUBLIC_CLOUD_ALIASES
             .iter()
@@ -31,7 +31,7 @@ pub fn same_environment(a: &str, b: &str) -> bool {
 }
 
 /// A `target` as MSAL stores it: scopes split on whitespace, sorted, joined by one space.
-pub fn normalize_target(scopes: &str) -> String {
+pub(crate) fn normalize_target(scopes: &str) -> String {
     let mut parts: Vec<&str> = scopes.split_whitespace().collect();
     parts.sort_unstable();
     parts.join(" ")
@@ -41,7 +41,7 @@ fn join_key(parts: &[&str]) -> String {
     parts.join("-").to_lowercase()
 }
 
-pub fn access_token_key(
+pub(crate) fn access_token_key(
     home_account_id: &str,
     environment: &str,
     client_id: &str,
@@ -59,7 +59,7 @@ pub fn access_token_key(
 }
 
 /// Refresh tokens are cross-tenant, hence the empty realm part.
-pub fn refresh_token_key(
+pub(crate) fn refresh_token_key(
     home_account_id: &str,
     environment: &str,
     client_id: &str,
@@ -76,7 +76,7 @@ pub fn refresh_token_key(
 }
 
 /// The trailing empty part is the (unused) target the schema requires.
-pub fn id_token_key(
+pub(crate) fn id_token_key(
     home_account_id: &str,
     environment: &str,
     client_id: &str,
@@ -92,11 +92,11 @@ pub fn id_token_key(
     ])
 }
 
-pub fn account_key(home_account_id: &str, environment: &str, realm: &str) -> String {
+pub(crate) fn account_key(home_account_id: &str, environment: &str, realm: &str) -> String {
     join_key(&[home_account_id, environment, realm])
 }
 
 /// MSAL Python does not lower-case AppMetadata keys.
-pub fn app_metadata_key(environment: &str, client_id: &str) -> String {
+pub(crate) fn app_metadata_key(environment: &str, client_id: &str) -> String {
     format!("appmetadata-{environment}-{client_id}")
 }

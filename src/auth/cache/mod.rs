@@ -24,11 +24,11 @@ mod tests;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-pub use keys::environment_of;
+pub(crate) use keys::environment_of;
 use keys::same_environment;
 
 /// Access tokens with less than this left are treated as expired (MSAL's 300 s).
-pub const EXPIRY_MARGIN_SECS: i64 = 300;
+pub(crate) const EXPIRY_MARGIN_SECS: i64 = 300;
 
 const ACCESS_TOKEN: &str = "AccessToken";
 const REFRESH_TOKEN: &str = "RefreshToken";
@@ -38,7 +38,7 @@ const APP_METADATA: &str = "AppMetadata";
 
 /// Who we are in the cache: the values every lookup and write is scoped by.
 #[derive(Clone, Debug)]
-pub struct ClientScope {
+pub(crate) struct ClientScope {
     pub client_id: String,
     /// The configured authority's environment; written into new entries.
     pub environment: String,
@@ -50,7 +50,7 @@ pub struct ClientScope {
 
 /// An account that holds a refresh token this client may redeem.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountEntry {
+pub(crate) struct AccountEntry {
     pub home_account_id: String,
     pub environment: String,
     pub realm: String,
@@ -59,14 +59,14 @@ pub struct AccountEntry {
 }
 
 #[derive(Clone, Debug)]
-pub struct AccessTokenEntry {
+pub(crate) struct AccessTokenEntry {
     pub secret: SecretString,
     pub expires_on: i64,
     pub refresh_on: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
-pub struct RefreshTokenEntry {
+pub(crate) struct RefreshTokenEntry {
     /// The key it is stored under, so a rotation updates it in place.
     pub key: String,
     pub secret: SecretString,
@@ -74,7 +74,7 @@ pub struct RefreshTokenEntry {
 }
 
 /// The parts of a token response the cache stores, already decoded.
-pub struct TokenGrant<'a> {
+pub(crate) struct TokenGrant<'a> {
     pub home_account_id: &'a str,
     pub access_token: &'a str,
     pub refresh_token: Option<&'a str>,
@@ -89,7 +89,7 @@ pub struct TokenGrant<'a> {
 }
 
 /// The identity of a newly signed-in account, from `client_info` and the ID token.
-pub struct NewAccount<'a> {
+pub(crate) struct NewAccount<'a> {
     pub home_account_id: &'a str,
     pub local_account_id: &'a str,
     pub username: &'a str,
@@ -98,14 +98,14 @@ pub struct NewAccount<'a> {
 
 /// An MSAL token cache document.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     root: Map<String, Value>,
 }
 
 impl TokenCache {
     /// MSAL's `deserialize`: `json.loads`, an empty string being an empty cache. Every
     /// section is optional, but one that is present must be an object of objects.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
@@ -130,7 +130,7 @@ impl TokenCache {
 
     /// MSAL Python's `serialize`: `json.dumps(cache, indent=4)`, which also escapes every
     /// non-ASCII character (`ensure_ascii`), so our file diffs cleanly against theirs.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         let mut out = Vec::new();
         let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
         let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -151,7 +151,8 @@ impl TokenCache {
         escaped
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.root.is_empty()
     }
 
@@ -198,7 +199,7 @@ fn target_holds(target: &str, scope: &str) -> bool {
 }
 
 /// Unix seconds written as a string (MSAL's schema) or, by older writers, as a number.
-pub fn timestamp_field(entry: &Map<String, Value>, field: &str) -> Option<i64> {
+fn timestamp_field(entry: &Map<String, Value>, field: &str) -> Option<i64> {
     match entry.get(field)? {
         Value::String(s) => {
             let s = s.trim();

@@ -42,7 +42,7 @@ impl TokenCache {
     /// Accounts in our environment (exact host first, else an alias) that hold a refresh
     /// token this client can redeem, one per home account (the entry for our realm if
     /// there is one). Other apps' accounts are not ours to pick.
-    pub fn accounts(&self, scope: &ClientScope) -> Vec<AccountEntry> {
+    pub(crate) fn accounts(&self, scope: &ClientScope) -> Vec<AccountEntry> {
         let candidates = |exact: bool| -> Vec<AccountEntry> {
             self.entries(ACCOUNT)
                 .filter(|(_, e)| {
@@ -92,7 +92,7 @@ impl TokenCache {
 
     /// The refresh token MSAL would redeem for this account: family tokens first when we
     /// are in a family, then ours; the most recently modified first.
-    pub fn refresh_token(
+    pub(crate) fn refresh_token(
         &self,
         scope: &ClientScope,
         home_account_id: &str,
@@ -114,7 +114,7 @@ impl TokenCache {
 
     /// The latest-expiring access token for this client, account and realm whose target
     /// holds our scope (expired ones included: the caller decides what is usable).
-    pub fn access_token(
+    pub(crate) fn access_token(
         &self,
         scope: &ClientScope,
         home_account_id: &str,
@@ -139,7 +139,7 @@ impl TokenCache {
     }
 
     /// Home accounts this client holds any credential for, in first-seen order.
-    pub fn client_home_accounts(&self, scope: &ClientScope) -> Vec<String> {
+    pub(crate) fn client_home_accounts(&self, scope: &ClientScope) -> Vec<String> {
         let mut homes: Vec<String> = Vec::new();
         for section in [ACCESS_TOKEN, REFRESH_TOKEN, ID_TOKEN] {
             for (_, e) in self.entries(section) {
@@ -156,7 +156,7 @@ impl TokenCache {
     }
 
     /// The username an Account entry gives this home account, if any.
-    pub fn username_of(&self, scope: &ClientScope, home_account_id: &str) -> Option<String> {
+    pub(crate) fn username_of(&self, scope: &ClientScope, home_account_id: &str) -> Option<String> {
         self.entries(ACCOUNT)
             .find(|(_, e)| {
                 env_matches(e, &scope.environment)

@@ -15,7 +15,7 @@ use super::{
 impl TokenCache {
     /// Stores a device-code sign-in the way MSAL Python's `TokenCache.add` does:
     /// AccessToken, Account, IdToken, RefreshToken, AppMetadata, MSAL Python keys.
-    pub fn store_sign_in(
+    pub(crate) fn store_sign_in(
         &mut self,
         scope: &ClientScope,
         grant: &TokenGrant<'_>,
@@ -64,7 +64,7 @@ impl TokenCache {
     /// the refresh token rotated in place (`secret`, `last_modification_time`) under the key
     /// it was found at, the Account left alone. Returns false when that refresh token is
     /// gone (the account was signed out meanwhile), in which case nothing is changed.
-    pub fn store_refresh(
+    pub(crate) fn store_refresh(
         &mut self,
         scope: &ClientScope,
         grant: &TokenGrant<'_>,
@@ -176,7 +176,7 @@ impl TokenCache {
 
     /// once no other client holds credentials for it; other apps' entries stay.
     /// Returns how many entries were removed.
-    pub fn remove_account(&mut self, scope: &ClientScope, home_account_id: &str) -> usize {
+    pub(crate) fn remove_account(&mut self, scope: &ClientScope, home_account_id: &str) -> usize {
         let of_account = |e: &Map<String, Value>| {
             env_matches(e, &scope.environment) && field_eq(e, "home_account_id", home_account_id)
         };

@@ -11,7 +11,7 @@ use crate::auth::{AuthError, SignInRequired};
 
 /// The OAuth error body Entra sends (often with HTTP 400, sometimes with 200).
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct OAuthError {
+pub(crate) struct OAuthError {
     pub error: String,
     #[serde(default)]
     pub error_description: Option<String>,
@@ -28,7 +28,7 @@ pub struct OAuthError {
 impl OAuthError {
     /// For operators: the error, its AADSTS codes and the first line of the description
     /// (the rest is trace ids and a timestamp, which are logged separately).
-    pub fn summary(&self) -> String {
+    fn summary(&self) -> String {
         let mut s = self.error.clone();
         if let Some(sub) = &self.suberror {
             s.push_str(&format!("/{sub}"));
@@ -54,7 +54,7 @@ impl OAuthError {
 
 /// What went wrong talking to the authority, before classification.
 #[derive(Debug)]
-pub enum IdentityFailure {
+pub(crate) enum IdentityFailure {
     /// An OAuth error body, whatever the status.
     OAuth {
         status: u16,
@@ -83,7 +83,7 @@ pub enum IdentityFailure {
 
 /// How a failure is handled (identity reference, section 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     SignIn,
     Misconfigured(&'static str),
     Transient,
@@ -92,7 +92,7 @@ pub enum Class {
 }
 
 impl IdentityFailure {
-    pub fn class(&self) -> Class {
+    pub(crate) fn class(&self) -> Class {
         match self {
             IdentityFailure::OAuth { status, body, .. } => classify(*status, body),
             IdentityFailure::Http { status, .. } if *status == 429 || *status >= 500 => {
@@ -106,7 +106,7 @@ impl IdentityFailure {
         }
     }
 
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             IdentityFailure::OAuth { retry_after, .. }
             | IdentityFailure::Http { retry_after, .. } => *retry_after,
@@ -114,14 +114,14 @@ impl IdentityFailure {
         }
     }
 
-    pub fn oauth_error(&self) -> Option<&str> {
+    pub(crate) fn oauth_error(&self) -> Option<&str> {
         match self {
             IdentityFailure::OAuth { body, .. } => Some(&body.error),
             _ => None,
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             IdentityFailure::OAuth { status, body, .. } => {
                 format!("{} (HTTP {status})", body.summary())
@@ -139,7 +139,7 @@ impl IdentityFailure {
     }
 
     /// The typed error an operator sees.
-    pub fn into_error(self) -> AuthError {
+    pub(crate) fn into_error(self) -> AuthError {
         let message = self.describe();
         match self.class() {
             Class::SignIn => SignInRequired::new(format!(
@@ -194,7 +194,7 @@ impl IdentityFailure {
 
 /// Branches on `error` + `suberror`; `error_codes` only where the reference lists codes
 /// that change the class whatever `error` says.
-pub fn classify(status: u16, body: &OAuthError) -> Class {
+fn classify(status: u16, body: &OAuthError) -> Class {
     let has = |codes: &[i64]| body.error_codes.iter().any(|c| codes.contains(c));
     if has(&[53003]) {
         return Class::Misconfigured("tenant_id");

@@ -20,16 +20,16 @@ use serde_json::Value;
 use super::AuthError;
 use crate::config::Config;
 
-pub use failure::{Class, IdentityFailure, OAuthError};
-pub use response::{DeviceCode, Identity, TokenResponse};
+pub(crate) use failure::{Class, IdentityFailure, OAuthError};
+pub(crate) use response::{DeviceCode, TokenResponse};
 
-pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Added to the resource scope: a refresh token, an ID token and the username.
 const OIDC_SCOPES: &str = "offline_access openid profile";
 
 /// One tenant's endpoints for our client registration.
 #[derive(Clone)]
-pub struct Authority {
+pub(crate) struct Authority {
     http: reqwest::Client,
     /// `{authority_url}/{tenant}/oauth2/v2.0`
     base: String,
@@ -39,7 +39,7 @@ pub struct Authority {
 }
 
 impl Authority {
-    pub fn new(config: &Config, http: reqwest::Client) -> Result<Self, AuthError> {
+    pub(crate) fn new(config: &Config, http: reqwest::Client) -> Result<Self, AuthError> {
         let client_id = config
             .client_id
             .clone()
@@ -71,11 +71,11 @@ impl Authority {
     }
 
     /// The scopes of every request: the resource scope plus the OIDC ones.
-    pub fn request_scopes(&self) -> String {
+    pub(crate) fn request_scopes(&self) -> String {
         format!("{} {OIDC_SCOPES}", self.scope)
     }
 
-    pub async fn start_device_code(&self) -> Result<DeviceCode, IdentityFailure> {
+    pub(crate) async fn start_device_code(&self) -> Result<DeviceCode, IdentityFailure> {
         let form = vec![
             ("client_id", self.client_id.clone()),
             ("scope", self.request_scopes()),
@@ -108,7 +108,7 @@ impl Authority {
         })
     }
 
-    pub async fn poll_device_code(
+    pub(crate) async fn poll_device_code(
         &self,
         code: &DeviceCode,
     ) -> Result<TokenResponse, IdentityFailure> {
@@ -122,7 +122,7 @@ impl Authority {
         token_response(self.post("token", "device_code_poll", form).await?)
     }
 
-    pub async fn redeem_refresh_token(
+    pub(crate) async fn redeem_refresh_token(
         &self,
         refresh_token: &SecretString,
     ) -> Result<TokenResponse, IdentityFailure> {
@@ -260,7 +260,7 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::auth::AuthError;
 
 /// `/devicecode` answer; `device_code` is a secret.
-pub struct DeviceCode {
+pub(crate) struct DeviceCode {
     pub device_code: SecretString,
     pub user_code: String,
     pub verification_uri: String,
@@ -20,7 +20,7 @@ pub struct DeviceCode {
 
 /// A successful `/token` answer. Secrets stay in `SecretString`, so `Debug` is safe.
 #[derive(Debug, Deserialize)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     #[serde(default)]
     pub token_type: Option<String>,
     #[serde(default)]
@@ -52,7 +52,7 @@ fn lenient_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D:
 
 /// Who signed in, from `client_info` and the (unverified, as MSAL does) ID token.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// `"<uid>.<utid>"`, the cache's account key.
     pub home_account_id: String,
     /// The object id (`oid`), MSAL's `local_account_id`.
@@ -63,7 +63,7 @@ pub struct Identity {
 }
 
 impl TokenResponse {
-    pub fn identity(&self) -> Result<Identity, AuthError> {
+    pub(crate) fn identity(&self) -> Result<Identity, AuthError> {
         let claims = self
             .id_token
             .as_ref()
