@@ -1,5 +1,5 @@
 //! Referral exports: CSV for spreadsheets and JSON lines for scripts, one row per
-//! referral as the API presents it ([`ReferralView`]), shared by the download
+//! referral as the API presents it (`ReferralView`), shared by the download
 //! `GET …/referrals.csv` and `partner-center-sync export`.
 //!
 //! The CSV is written for Excel: UTF-8 behind a byte-order mark (without it Excel reads

@@ -12,7 +12,7 @@ const MAX_LOCATION_CHARS: usize = 200;
 /// Redirects are never followed (reqwest follows ten by default): a 307 from the identity
 /// service would re-send the refresh token and the client secret to wherever it points,
 /// and a 302 from the API would bring another host's data into the table. A 3xx comes back
-/// as a response, which the callers turn into an error naming [`location`].
+/// as a response, which the callers turn into an error naming `location`.
 pub fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("partner-center-sync/", env!("CARGO_PKG_VERSION")))

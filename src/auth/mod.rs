@@ -4,19 +4,19 @@
 //! MFA works from any browser); from then on [`TokenProvider`] keeps access tokens fresh
 //! from the refresh token in an MSAL-format cache file that an MSAL app can share.
 //!
-//! - [`cache`]: the MSAL JSON document: keys, selection, writes that keep unknown data.
-//! - [`cache_file`]: the file: 0600/0700, at most 10 MiB, never a symlink, atomic
+//! - `cache`: the MSAL JSON document: keys, selection, writes that keep unknown data.
+//! - `cache_file`: the file: 0600/0700, at most 10 MiB, never a symlink, atomic
 //!   replacement, corrupt files set aside (by writers; `status` only reports).
 //! - [`cache_lock`]: `<cache>.lockfile`, the lock every MSAL persistence layer uses.
-//! - [`oauth`]: the `/devicecode` and `/token` endpoints and error classification.
+//! - `oauth`: the `/devicecode` and `/token` endpoints and error classification.
 //! - `device_code`: the `login` flow; `provider`: silent acquisition; `status`: `status`
 //!   and `logout`; `sign_in_watch`: a `login` by another process, noticed by a long-running one;
-//!   `error`: [`AuthError`] and its exit codes; `sign_in_required`: [`SignInRequired`], the
+//!   `error`: [`AuthError`] and its exit codes; `sign_in_required`: `SignInRequired`, the
 //!   one type every layer wraps.
 //!
 //! CONTRACT used by the sync engine and the daemon: [`TokenProvider::new`],
 //! [`TokenProvider::access_token`], [`TokenProvider::refresh_after_rejection`],
-//! [`TokenProvider::state`], [`SignInWatch`], [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
+//! [`TokenProvider::state`], `SignInWatch`, [`AccessToken`], [`AuthError`]; the CLI calls [`login`],
 //! [`logout`] and [`status`] and maps errors with [`AuthError::exit_code`].
 
 mod cache;

@@ -1,5 +1,5 @@
 //! Command-line interface: parse, load config, dispatch, and map errors to the
-//! documented exit codes (README "Exit codes", the table in [`Exit`]).
+//! documented exit codes (README "Exit codes", the table in `Exit`).
 //!
 //! - `sync.rs`: `sync`: one run with progress on a terminal, Ctrl-C cancelling it.
 //! - `status.rs`: `status`: sign-in, the last runs and the daemon's health.

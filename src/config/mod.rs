@@ -187,7 +187,7 @@ pub struct LoadOptions {
     /// systemd's `$STATE_DIRECTORY` (`StateDirectory=`): default home of the token cache.
     pub state_dir: Option<PathBuf>,
     /// Unknown `HUNTER_PARTNER_CENTER_*` variables are problems (`config check`), not
-    /// just [`Loaded::unknown_env`] warnings.
+    /// just `Loaded::unknown_env` warnings.
     pub strict_env: bool,
 }
 

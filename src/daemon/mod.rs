@@ -7,7 +7,7 @@
 //! systemd's `run` does with none.
 //!
 //! - `control.rs`: the messages (signals, the HTTP trigger, the watchdog timer);
-//! - `handle.rs`: what `http` may ask ([`DaemonHandle`]); the only part `http` imports;
+//! - `handle.rs`: what `http` may ask (`DaemonHandle`); the only part `http` imports;
 //! - `worker.rs`: the sync worker and its run slots;
 //! - `reload.rs`: SIGHUP, answered with a `ReloadOutcome`;
 //! - `systemd.rs`: sd_notify.

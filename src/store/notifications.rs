@@ -120,11 +120,6 @@ pub(crate) struct Due {
     pub id: i64,
     pub delivery_id: Uuid,
     pub event: String,
-    #[allow(
-        dead_code,
-        reason = "the claim's RETURNING fills every field; nothing reads this one"
-    )]
-    pub referral_id: Option<String>,
     pub data: Value,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -149,7 +144,7 @@ pub(crate) async fn claim(
                    WHERE p.state = 'pending' AND p.destination = n.destination
                      AND p.referral_id = n.referral_id AND p.id < n.id)
              ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, delivery_id, event, referral_id, data, attempts, created_at",
+         RETURNING id, delivery_id, event, data, attempts, created_at",
         destination,
         lease.as_secs_f64(),
     )

@@ -487,7 +487,7 @@ fn clamp(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Overrides [`hostname`] so tests can run two "hosts" of an HA pair on one machine;
+/// Overrides `hostname` so tests can run two "hosts" of an HA pair on one machine;
 /// not for production use.
 pub const TEST_HOSTNAME_VAR: &str = "PARTNER_CENTER_SYNC_TEST_HOSTNAME";
 
