@@ -184,6 +184,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element data-testid={id}: {e}"))
     }
 
+    /// Clicks the element with this test id. A list that redraws itself (the views menu on
+    /// its `toggle` event) can replace the element between the find and the click; that
+    /// stale element is found again, at most 5 times.
+    async fn click_testid(&self, id: &str) {
+        for attempt in 1..=5 {
+            match self.by_testid(id).await.click().await {
+                Ok(()) => return,
+                Err(e) if attempt < 5 && format!("{e:?}").to_lowercase().contains("stale") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click data-testid={id}: {e}"),
+            }
+        }
+    }
+
     /// Polls `script` (a JS expression) until it is truthy; on timeout saves a screenshot
     /// and fails with `what`.
     async fn wait_for(&self, what: &str, script: &str) -> Value {

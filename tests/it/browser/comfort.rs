@@ -194,8 +194,7 @@ async fn a_saved_view_is_restored_from_its_url() {
         "document.getElementById('views-menu').open",
     )
     .await;
-    b.js("return null").await;
-    b.by_testid("saved-view").await.click().await.unwrap();
+    b.click_testid("saved-view").await;
     b.wait_for(
         "the saved view applies again",
         &format!(
