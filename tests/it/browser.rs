@@ -14,7 +14,7 @@
 //! `browser/notify.rs` the change history and notifications (the timeline, the
 //! Notifications tab).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,13 +57,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
 /// One headless Chromium behind its own chromedriver, both killed when dropped.
 struct Browser {
     client: Client,
@@ -86,7 +79,7 @@ impl Browser {
                 "chromium or chromedriver is not installed: run scripts/ensure-tools (as root) first"
             );
         };
-        let port = free_port();
+        let port = support::free_port();
         let mut command = Command::new(chromedriver);
         command
             .arg(format!("--port={port}"))

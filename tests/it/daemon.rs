@@ -6,10 +6,8 @@
 use crate::support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +17,8 @@ use partner_center_sync::config::Config;
 use pc_emulator::{Emulator, EmulatorConfig, FaultSpec, PathKind};
 use serde_json::Value;
 use sqlx::PgPool;
-use support::{TestDb, wait_for};
+use support::{Daemon, TestDb, wait_for};
 
-/// How long a debug build may take to answer `/healthz` after spawn.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const API_TOKEN: &str = "daemon-test-token-0123456789";
 
 /// The emulator, a fresh database, a temp dir with a signed-in token cache.
@@ -81,25 +77,9 @@ impl Setup {
     /// The daemon's environment: connection settings only; the schedule, the flag and
     /// everything a test reloads live in the config file.
     fn env(&self, port: u16) -> Vec<(String, String)> {
-        let e = &self.emulator;
-        [
-            ("DATABASE_URL", self.db.url.clone()),
-            ("HUNTER_PARTNER_CENTER_LISTEN", format!("127.0.0.1:{port}")),
-            ("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", "info".into()),
-            ("HUNTER_PARTNER_CENTER_CLIENT_ID", e.client_id()),
-            ("HUNTER_PARTNER_CENTER_TENANT_ID", e.tenant_id()),
-            ("HUNTER_PARTNER_CENTER_AUTHORITY_URL", e.authority_url()),
-            ("HUNTER_PARTNER_CENTER_API_URL", e.api_url()),
-            (
-                "HUNTER_PARTNER_CENTER_TOKEN_CACHE",
-                self.cache.display().to_string(),
-            ),
-            ("HUNTER_PARTNER_CENTER_HTTP_TIMEOUT", "30".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        let mut env = support::connection_env(&self.emulator, &self.db, &self.cache, port);
+        env.push(("HUNTER_PARTNER_CENTER_HTTP_TIMEOUT".into(), "30".into()));
+        env
     }
 
     async fn spawn(&self) -> Daemon {
@@ -109,7 +89,7 @@ impl Setup {
     /// `extra_env` is added to [`Setup::env`]; `notify` is a test `NOTIFY_SOCKET` whose
     /// `WATCHDOG_PID` is set to the daemon's own pid, as systemd does.
     async fn spawn_with(&self, extra_env: &[(&str, &str)], notify: Option<&Path>) -> Daemon {
-        let port = free_port();
+        let port = support::free_port();
         let mut cmd = support::command();
         match notify {
             // systemd sets WATCHDOG_PID to the service's pid; `exec` keeps the shell's
@@ -141,52 +121,12 @@ impl Setup {
             }
         }
         cmd.envs(self.env(port))
-            .envs(extra_env.iter().map(|(k, v)| (*k, *v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .envs(extra_env.iter().map(|(k, v)| (*k, *v)));
         if let Some(socket) = notify {
             cmd.env("NOTIFY_SOCKET", socket)
                 .env("WATCHDOG_USEC", "600000");
         }
-        let mut child = cmd.spawn().expect("spawn partner-center-sync run");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let daemon = Daemon {
-            pid: i32::try_from(child.id()).expect("pid fits"),
-            child: support::Reaped(child),
-            base: format!("http://127.0.0.1:{port}"),
-            logs,
-            http: reqwest::Client::new(),
-        };
-        let mut d = daemon;
-        let started = Instant::now();
-        loop {
-            if let Some(status) = d.child.try_wait().expect("try_wait") {
-                panic!(
-                    "the daemon exited with {status} before answering /healthz\n{}",
-                    d.log_tail()
-                );
-            }
-            if let Ok(r) = d.http.get(format!("{}/healthz", d.base)).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "the daemon did not answer /healthz within {START_TIMEOUT:?}\n{}",
-                d.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        d
+        Daemon::start(cmd, port).await
     }
 
     fn pool(&self) -> &PgPool {
@@ -194,52 +134,8 @@ impl Setup {
     }
 }
 
-/// A free loopback port: bound, read, released, then handed to the child.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-/// The running child; killed and reaped when dropped, so a failing test leaves nothing behind.
-struct Daemon {
-    child: support::Reaped,
-    pid: i32,
-    base: String,
-    logs: Arc<Mutex<Vec<String>>>,
-    http: reqwest::Client,
-}
-
+/// What these tests ask the daemon over HTTP.
 impl Daemon {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        let rc = unsafe { libc::kill(self.pid, signal) };
-        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid);
-    }
-
-    fn log_lines(&self) -> Vec<String> {
-        self.logs.lock().expect("log lock").clone()
-    }
-
-    fn log_tail(&self) -> String {
-        let lines = self.log_lines();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// JSON log records whose `event` field is `event`.
-    fn events(&self, event: &str) -> Vec<Value> {
-        self.log_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["event"] == event)
-            .collect()
-    }
-
     async fn health(&self) -> Value {
         let r = self
             .http
@@ -284,26 +180,6 @@ impl Daemon {
             .expect("GET /metrics");
         assert_eq!(r.status(), 200);
         r.text().await.expect("metrics text")
-    }
-
-    /// Waits for the process to exit by itself.
-    async fn wait_exit(&mut self, secs: u64) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not exit within {secs}s\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 }
 

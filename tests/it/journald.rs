@@ -163,19 +163,6 @@ impl Setup {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
-}
-
-fn signal(child: &support::Reaped, signal: libc::c_int) {
-    let pid = i32::try_from(child.id()).expect("pid fits");
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
-}
-
 fn assert_one(entries: &[Entry], event: &str) -> Entry {
     entries
         .iter()
@@ -189,7 +176,7 @@ async fn the_daemon_sends_plain_fields_and_syslog_priorities_to_journald() {
     let s = Setup::new().await;
     s.write_config("enabled = true\nsync_interval = \"1h\"\npage_size = 100\n");
     let (run_dir, journal) = s.journal();
-    let mut daemon = s.daemon(&run_dir, free_port());
+    let mut daemon = s.daemon(&run_dir, support::free_port());
 
     let finished = wait_for!(journal, 90, "sync_finished", {
         journal.events("sync_finished").pop()
@@ -197,19 +184,19 @@ async fn the_daemon_sends_plain_fields_and_syslog_priorities_to_journald() {
 
     // A reload that changes the interval, then one the validation rejects.
     s.write_config("enabled = true\nsync_interval = \"2h\"\npage_size = 100\n");
-    signal(&daemon, libc::SIGHUP);
+    daemon.signal(libc::SIGHUP);
     let reloaded = wait_for!(journal, 30, "config_reloaded", {
         journal.events("config_reloaded").pop()
     });
     s.write_config("enabled = true\nsync_interval = \"soon\"\n");
-    signal(&daemon, libc::SIGHUP);
+    daemon.signal(libc::SIGHUP);
     let rejected = wait_for!(journal, 30, "config_reload_failed", {
         journal.events("config_reload_failed").pop()
     });
     // An entry too big for one datagram goes through a sealed memfd.
     let huge = "x".repeat(300_000);
     s.write_config(&format!("enabled = true\nsync_interval = \"{huge}\"\n"));
-    signal(&daemon, libc::SIGHUP);
+    daemon.signal(libc::SIGHUP);
     let big = wait_for!(journal, 30, "the big config_reload_failed", {
         journal
             .events("config_reload_failed")
@@ -217,7 +204,7 @@ async fn the_daemon_sends_plain_fields_and_syslog_priorities_to_journald() {
             .find(|e| field(e, "PROBLEMS").is_some_and(|p| p.contains(&huge)))
     });
     assert_eq!(field(&big, "PRIORITY"), Some("3"));
-    signal(&daemon, libc::SIGTERM);
+    daemon.signal(libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = daemon.try_wait().expect("try_wait") {

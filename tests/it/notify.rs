@@ -9,9 +9,7 @@ mod teams_slack;
 use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,9 +23,8 @@ use partner_center_sync::config::Config;
 use pc_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 use sha2::Sha256;
-use support::{TestDb, wait_for};
+use support::{Daemon, TestDb, wait_for};
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The HMAC key of the `json` destinations.
 const HMAC_KEY: &str = "test-hmac-key-5d1c0b7e";
 /// Part of every webhook URL: it must never show in logs or `config show`.
@@ -210,30 +207,15 @@ impl Setup {
     }
 
     fn env(&self, port: u16) -> Vec<(String, String)> {
-        let e = &self.emulator;
-        let mut env: Vec<(String, String)> = [
-            ("DATABASE_URL", self.db.url.clone()),
-            ("HUNTER_PARTNER_CENTER_LISTEN", format!("127.0.0.1:{port}")),
-            ("HUNTER_PARTNER_CENTER_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", "info".into()),
-            ("HUNTER_PARTNER_CENTER_CLIENT_ID", e.client_id()),
-            ("HUNTER_PARTNER_CENTER_TENANT_ID", e.tenant_id()),
-            ("HUNTER_PARTNER_CENTER_AUTHORITY_URL", e.authority_url()),
-            ("HUNTER_PARTNER_CENTER_API_URL", e.api_url()),
-            (
-                "HUNTER_PARTNER_CENTER_TOKEN_CACHE",
-                self.cache.display().to_string(),
-            ),
+        let mut env = support::connection_env(&self.emulator, &self.db, &self.cache, port);
+        env.extend([
             // Also the delivery lease: a delivery cut short is retried 3 + 5 s later.
-            ("HUNTER_PARTNER_CENTER_HTTP_TIMEOUT", "3".into()),
+            ("HUNTER_PARTNER_CENTER_HTTP_TIMEOUT".into(), "3".into()),
             (
-                "CREDENTIALS_DIRECTORY",
+                "CREDENTIALS_DIRECTORY".into(),
                 self.dir.path().display().to_string(),
             ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         for name in ["all", "teams", "slack", "filtered", "hook"] {
             env.push((
                 format!("URL_{}", name.to_uppercase()),
@@ -244,51 +226,13 @@ impl Setup {
     }
 
     async fn spawn(&self) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = support::free_port();
         let mut cmd = support::command();
         cmd.arg("--config")
             .arg(self.config_path())
             .arg("run")
-            .envs(self.env(port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn partner-center-sync run");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().expect("log lock").push(line);
-            }
-        });
-        let mut d = Daemon {
-            child: support::Reaped(child),
-            base: format!("http://127.0.0.1:{port}"),
-            logs,
-            http: reqwest::Client::new(),
-        };
-        let started = Instant::now();
-        loop {
-            if let Some(status) = d.child.try_wait().expect("try_wait") {
-                panic!("the daemon exited with {status}\n{}", d.log_tail());
-            }
-            if let Ok(r) = d.http.get(d.url("/healthz")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "no /healthz\n{}",
-                d.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        d
+            .envs(self.env(port));
+        Daemon::start(cmd, port).await
     }
 
     /// The binary with this setup's environment, for one-shot commands; awaited, so the
@@ -306,27 +250,8 @@ impl Setup {
     }
 }
 
-struct Daemon {
-    child: support::Reaped,
-    base: String,
-    logs: Arc<Mutex<Vec<String>>>,
-    http: reqwest::Client,
-}
-
+/// What these tests ask the daemon over HTTP.
 impl Daemon {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log_text(&self) -> String {
-        self.logs.lock().expect("log lock").join("\n")
-    }
-
-    fn log_tail(&self) -> String {
-        let lines = self.logs.lock().expect("log lock").clone();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
     async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).send().await.expect("GET");
         let status = r.status().as_u16();
@@ -348,11 +273,6 @@ impl Daemon {
                 .await;
             (runs["total"].as_i64().unwrap_or(0) >= n).then_some(())
         });
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
     }
 }
 

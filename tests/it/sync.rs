@@ -1217,7 +1217,7 @@ async fn a_page_of_poison_referrals_stores_every_good_one_records_each_bad_one_t
         .env("DATABASE_URL", &env.db.url)
         .env(
             "HUNTER_PARTNER_CENTER_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", support::free_port()),
         )
         .output()
         .expect("status");
@@ -1228,14 +1228,6 @@ async fn a_page_of_poison_referrals_stores_every_good_one_records_each_bad_one_t
         "{text}"
     );
     env.finish().await;
-}
-
-/// A loopback port nothing listens on.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 mod properties {

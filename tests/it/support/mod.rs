@@ -1,11 +1,15 @@
 //! Shared by every integration test file: a fresh PostgreSQL database per test, and the
 //! path of the real binary. Test modules reach it as `crate::support`.
 
+mod daemon;
+
 use std::sync::OnceLock;
 
 use partner_center_sync::dev::devdb::DatabaseChoice;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
+
+pub use daemon::{Daemon, connection_env, free_port};
 
 /// One server per test run: `DATABASE_URL`, else 127.0.0.1:5432, else a throwaway
 /// cluster that a reaper removes when the test binary exits.
@@ -135,6 +139,18 @@ impl std::ops::Deref for Reaped {
 impl std::ops::DerefMut for Reaped {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
+    }
+}
+
+impl Reaped {
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = i32::try_from(self.0.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
     }
 }
 
