@@ -227,7 +227,15 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
         health["auth"].clone()
     };
     let state = auth["state"].as_str().unwrap_or("unknown");
+    // The daemon's message is the whole sentence ("Sign-in required: run …").
+    let sign_in_required = (state == "sign_in_required").then(|| {
+        auth["message"].as_str().map_or_else(
+            || auth::SignInRequired::new("the daemon reports it").to_string(),
+            str::to_owned,
+        )
+    });
     let auth_text = match state {
+        "sign_in_required" => sign_in_required.clone().unwrap_or_default(),
         "signed_in" if public => {
             "Sign-in: signed in (the daemon names the account only with its `api_token`)".to_owned()
         }
@@ -238,22 +246,12 @@ async fn ask_daemon(config: &Config) -> Result<Report, String> {
                 .as_str()
                 .unwrap_or("unknown")
         ),
-        // The daemon's message is the whole sentence ("Sign-in required: run …").
-        "sign_in_required" => auth["message"].as_str().map_or_else(
-            || auth::SignInRequired::new("the daemon reports it").to_string(),
-            str::to_owned,
-        ),
         _ => "Sign-in: not checked yet by the daemon (it asks for a token when a run needs one)"
             .to_owned(),
     };
     Ok(Report {
         enabled: health["partner_center_enabled"].as_bool().unwrap_or(false),
-        sign_in_required: (state == "sign_in_required").then(|| {
-            auth["message"].as_str().map_or_else(
-                || auth::SignInRequired::new("the daemon reports it").to_string(),
-                str::to_owned,
-            )
-        }),
+        sign_in_required,
         auth,
         auth_text,
         runs,
